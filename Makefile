@@ -1,0 +1,39 @@
+# Two commands matter: `make up` runs the whole system locally, `make test` passes the tests.
+SHELL := /bin/bash
+GO ?= go
+STACK := scripts/stack.sh
+
+.PHONY: up down status logs test test-unit bench build fmt vet
+
+up:
+	@$(STACK) up
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+
+logs:
+	@tail -n 100 -F .state/logs/*.log
+
+build:
+	$(GO) build ./...
+
+# Integration tests need the servers; they start (or reuse) the local ones.
+test:
+	@$(STACK) servers
+	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
+
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+bench:
+	@$(STACK) servers
+	@scripts/bench.sh
+
+fmt:
+	gofmt -l -w .
+
+vet:
+	$(GO) vet ./...

@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"txn/internal/ledger"
+)
+
+const (
+	maxBody      = 64 << 10
+	maxBatchBody = 4 << 20
+)
+
+// readBody enforces the content type and size limit and returns the raw body.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, ledger.Errorf(ledger.CodeUnsupportedMedia, "the body must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, ledger.Errorf(ledger.CodeBodyTooLarge, "the body must be at most %d bytes", limit)
+	} else if err != nil {
+		return nil, ledger.Errorf(ledger.CodeInvalidJSON, "the body could not be read")
+	}
+	return body, nil
+}
+
+// decodeObject decodes one JSON object into v, refusing unknown fields and trailing data.
+// Type errors are validation errors naming the field.
+func decodeObject(body []byte, v any) error {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return ledger.Errorf(ledger.CodeInvalidJSON, "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ledger.Errorf(ledger.CodeInvalidJSON, "the body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := typeErr.Field
+		if field == "" {
+			return ledger.Errorf(ledger.CodeInvalidJSON, "the body must be a JSON object")
+		}
+		return ledger.Invalid(ledger.FieldError{Field: field, Message: "must be of type " + jsonKind(typeErr.Type.Kind().String())})
+	}
+	if strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return ledger.Errorf(ledger.CodeInvalidJSON, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return ledger.Errorf(ledger.CodeInvalidJSON, "the body is not valid JSON: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "slice", "array":
+		return "array"
+	case "ptr", "struct", "map":
+		return "object"
+	case "bool":
+		return "boolean"
+	default:
+		return "number"
+	}
+}
+
+// txRequestJSON is a transaction request as clients send it.
+type txRequestJSON struct {
+	Type          string          `json:"type"`
+	FromAccountID *string         `json:"from_account_id"`
+	ToAccountID   *string         `json:"to_account_id"`
+	Amount        json.RawMessage `json:"amount"`
+	Currency      string          `json:"currency"`
+	Description   string          `json:"description"`
+	// IdempotencyKey is only read in batch items; single requests use the header.
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+}
+
+func (j *txRequestJSON) toRequest() (ledger.TxRequest, error) {
+	var fields []ledger.FieldError
+	req := ledger.TxRequest{Type: ledger.TxType(j.Type), Currency: j.Currency, Description: j.Description}
+	parseID := func(field string, s *string) uuid.UUID {
+		if s == nil {
+			return uuid.Nil
+		}
+		id, err := uuid.Parse(*s)
+		if err != nil || id == uuid.Nil {
+			fields = append(fields, ledger.FieldError{Field: field, Message: "must be a UUID"})
+		}
+		return id
+	}
+	req.From = parseID("from_account_id", j.FromAccountID)
+	req.To = parseID("to_account_id", j.ToAccountID)
+	amount, msg := ledger.ParseAmount(j.Amount)
+	if msg != "" {
+		fields = append(fields, ledger.FieldError{Field: "amount", Message: msg})
+	}
+	req.Amount = amount
+	if j.Type == "" {
+		fields = append(fields, ledger.FieldError{Field: "type", Message: "is required"})
+	}
+	if j.Currency == "" {
+		fields = append(fields, ledger.FieldError{Field: "currency", Message: "is required"})
+	}
+	if len(fields) > 0 {
+		return req, ledger.Invalid(fields...)
+	}
+	return req, nil
+}
+
+func parseListParams(r *http.Request) (ledger.ListParams, error) {
+	p := ledger.ListParams{Limit: 50, Cursor: r.URL.Query().Get("cursor")}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 200 {
+			return p, ledger.Invalid(ledger.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// pathID parses the {id} in a path; a malformed id names nothing, so it is not found.
+func pathID(r *http.Request, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return uuid.Nil, ledger.Errorf(ledger.CodeNotFound, "%s %s not found", what, r.PathValue("id"))
+	}
+	return id, nil
+}
+
+type listJSON[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func list[T any](p ledger.Page[T]) listJSON[T] {
+	out := listJSON[T]{Data: p.Items}
+	if p.Next != "" {
+		out.NextCursor = &p.Next
+	}
+	return out
+}

@@ -1,0 +1,350 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"txn/internal/ledger"
+)
+
+// --- users ---
+
+func (s *server) createUser(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name       string   `json:"name"`
+		Email      string   `json:"email"`
+		WebhookURL *string  `json:"webhook_url"`
+		Tags       []string `json:"tags"`
+	}
+	if err := decodeObject(body, &in); err != nil {
+		return err
+	}
+	u, err := s.Ledger.CreateUser(r.Context(), caller(r), ledger.NewUserInput{
+		Name: in.Name, Email: in.Email, WebhookURL: in.WebhookURL, Tags: in.Tags})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func (s *server) getUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "user")
+	if err != nil {
+		return err
+	}
+	u, err := s.Ledger.User(r.Context(), caller(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *server) listUsers(w http.ResponseWriter, r *http.Request) error {
+	p, err := parseListParams(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.Ledger.Users(r.Context(), caller(r), r.URL.Query().Get("tag"), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(page))
+	return nil
+}
+
+func (s *server) updateUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "user")
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	// A map, to tell a field set to null (clear it) from a field left out (keep it).
+	var in map[string]json.RawMessage
+	if err := decodeObject(body, &in); err != nil {
+		return err
+	}
+	var patch ledger.UserPatch
+	for k, v := range in {
+		switch k {
+		case "name":
+			var name string
+			if err := json.Unmarshal(v, &name); err != nil || string(v) == "null" {
+				return ledger.Invalid(ledger.FieldError{Field: "name", Message: "must be a string"})
+			}
+			patch.Name = &name
+		case "webhook_url":
+			var url *string
+			if err := json.Unmarshal(v, &url); err != nil {
+				return ledger.Invalid(ledger.FieldError{Field: "webhook_url", Message: "must be a string or null"})
+			}
+			patch.WebhookURL = &url
+		default:
+			return ledger.Errorf(ledger.CodeInvalidJSON, "unknown field %q", k)
+		}
+	}
+	u, err := s.Ledger.UpdateUser(r.Context(), caller(r), id, patch)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// --- accounts ---
+
+func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		UserID   *string `json:"user_id"`
+		Currency string  `json:"currency"`
+	}
+	if err := decodeObject(body, &in); err != nil {
+		return err
+	}
+	var userID uuid.UUID
+	if in.UserID != nil {
+		if userID, err = uuid.Parse(*in.UserID); err != nil {
+			return ledger.Invalid(ledger.FieldError{Field: "user_id", Message: "must be a UUID"})
+		}
+	}
+	a, err := s.Ledger.CreateAccount(r.Context(), caller(r), userID, in.Currency)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (s *server) getAccount(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "account")
+	if err != nil {
+		return err
+	}
+	a, err := s.Ledger.Account(r.Context(), caller(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "user")
+	if err != nil {
+		return err
+	}
+	p, err := parseListParams(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.Ledger.Accounts(r.Context(), caller(r), id, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(page))
+	return nil
+}
+
+func (s *server) listEntries(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "account")
+	if err != nil {
+		return err
+	}
+	p, err := parseListParams(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.Ledger.Entries(r.Context(), caller(r), id, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(page))
+	return nil
+}
+
+// --- transactions ---
+
+func (s *server) createTransaction(w http.ResponseWriter, r *http.Request) error {
+	c := caller(r)
+	key := ""
+	if v, ok := r.Header["Idempotency-Key"]; ok {
+		key = v[0]
+		if key == "" {
+			return ledger.Invalid(ledger.FieldError{Field: "Idempotency-Key", Message: "must be 1-255 characters"})
+		}
+		if err := ledger.ValidateKey(key); err != nil {
+			return err
+		}
+	}
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	var in txRequestJSON
+	if err := decodeObject(body, &in); err != nil {
+		return err
+	}
+	if in.IdempotencyKey != nil {
+		return ledger.Errorf(ledger.CodeInvalidJSON, `unknown field "idempotency_key": use the Idempotency-Key header`)
+	}
+	req, err := in.toRequest()
+	if err != nil {
+		return err
+	}
+	if err := req.Validate(c); err != nil {
+		return err
+	}
+	p := &ledger.Pending{Caller: c, Req: req, Key: key, RequestID: RequestID(r.Context())}
+	if err := s.Ledger.Execute(r.Context(), []*ledger.Pending{p}); err != nil {
+		return err
+	}
+	if p.Result.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if p.Result.Err != nil {
+		writeProblem(w, p.Result.Err)
+		return nil
+	}
+	writeJSON(w, http.StatusCreated, p.Result.Tx)
+	return nil
+}
+
+type batchItemJSON struct {
+	Status      int                 `json:"status"`
+	Transaction *ledger.Transaction `json:"transaction,omitempty"`
+	Error       *Problem            `json:"error,omitempty"`
+	Replayed    bool                `json:"replayed,omitempty"`
+}
+
+func itemError(err error) batchItemJSON {
+	e, _ := err.(*ledger.Error)
+	if e == nil {
+		e = ledger.Errorf(ledger.CodeValidation, "%v", err)
+	}
+	p := problemOf(e)
+	return batchItemJSON{Status: p.Status, Error: &p}
+}
+
+// createBatch applies up to 1000 requests, each independent, in order, in one group-commit job.
+func (s *server) createBatch(w http.ResponseWriter, r *http.Request) error {
+	c := caller(r)
+	if _, ok := r.Header["Idempotency-Key"]; ok {
+		return ledger.Invalid(ledger.FieldError{Field: "Idempotency-Key",
+			Message: "is not taken for a batch: give each item an idempotency_key"})
+	}
+	body, err := readBody(w, r, maxBatchBody)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Transactions []json.RawMessage `json:"transactions"`
+	}
+	if err := decodeObject(body, &in); err != nil {
+		return err
+	}
+	if len(in.Transactions) == 0 || len(in.Transactions) > 1000 {
+		return ledger.Invalid(ledger.FieldError{Field: "transactions", Message: "must hold 1 to 1000 requests"})
+	}
+	out := make([]batchItemJSON, len(in.Transactions))
+	pending := make([]*ledger.Pending, 0, len(in.Transactions))
+	index := make([]int, 0, len(in.Transactions))
+	for i, raw := range in.Transactions {
+		var item txRequestJSON
+		if err := decodeObject(raw, &item); err != nil {
+			out[i] = itemError(err)
+			continue
+		}
+		req, err := item.toRequest()
+		if err == nil {
+			err = req.Validate(c)
+		}
+		key := ""
+		if err == nil && item.IdempotencyKey != nil {
+			key = *item.IdempotencyKey
+			if key == "" {
+				err = ledger.Invalid(ledger.FieldError{Field: "idempotency_key", Message: "must be 1-255 characters"})
+			} else {
+				err = ledger.ValidateKey(key)
+			}
+		}
+		if err != nil {
+			out[i] = itemError(err)
+			continue
+		}
+		pending = append(pending, &ledger.Pending{Caller: c, Req: req, Key: key, RequestID: RequestID(r.Context())})
+		index = append(index, i)
+	}
+	if len(pending) > 0 {
+		if err := s.Ledger.Execute(r.Context(), pending); err != nil {
+			return err
+		}
+	}
+	for k, p := range pending {
+		i := index[k]
+		if p.Result.Err != nil {
+			out[i] = itemError(p.Result.Err)
+		} else {
+			out[i] = batchItemJSON{Status: http.StatusCreated, Transaction: p.Result.Tx}
+		}
+		out[i].Replayed = p.Result.Replayed
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+	return nil
+}
+
+func (s *server) getTransaction(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "transaction")
+	if err != nil {
+		return err
+	}
+	tx, err := s.Ledger.Transaction(r.Context(), caller(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tx)
+	return nil
+}
+
+// --- admin ---
+
+func (s *server) reconciliation(w http.ResponseWriter, r *http.Request) error {
+	rec, err := s.Ledger.Reconcile(r.Context(), caller(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"currencies": rec})
+	return nil
+}
+
+func (s *server) purge(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Tag string `json:"tag"`
+	}
+	if err := decodeObject(body, &in); err != nil {
+		return err
+	}
+	res, err := s.Ledger.Purge(r.Context(), caller(r), in.Tag)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

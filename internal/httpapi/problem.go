@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"txn/internal/ledger"
+)
+
+// statusOf maps domain error codes to HTTP statuses (API.md).
+var statusOf = map[ledger.Code]int{
+	ledger.CodeInvalidJSON:       http.StatusBadRequest,
+	ledger.CodeValidation:        http.StatusBadRequest,
+	ledger.CodeUnauthorized:      http.StatusUnauthorized,
+	ledger.CodeForbidden:         http.StatusForbidden,
+	ledger.CodeNotFound:          http.StatusNotFound,
+	ledger.CodeConflict:          http.StatusConflict,
+	ledger.CodeKeyInUse:          http.StatusConflict,
+	ledger.CodeBodyTooLarge:      http.StatusRequestEntityTooLarge,
+	ledger.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
+	ledger.CodeInsufficientFunds: http.StatusUnprocessableEntity,
+	ledger.CodeCurrencyMismatch:  http.StatusUnprocessableEntity,
+	ledger.CodeSameAccount:       http.StatusUnprocessableEntity,
+	ledger.CodeKeyReused:         http.StatusUnprocessableEntity,
+	ledger.CodeRateLimited:       http.StatusTooManyRequests,
+	ledger.CodeUnavailable:       http.StatusServiceUnavailable,
+}
+
+var titles = map[ledger.Code]string{
+	ledger.CodeInvalidJSON:       "Invalid JSON",
+	ledger.CodeValidation:        "Validation failed",
+	ledger.CodeUnauthorized:      "Unauthorized",
+	ledger.CodeForbidden:         "Forbidden",
+	ledger.CodeNotFound:          "Not found",
+	ledger.CodeConflict:          "Conflict",
+	ledger.CodeKeyInUse:          "Idempotency key in use",
+	ledger.CodeBodyTooLarge:      "Body too large",
+	ledger.CodeUnsupportedMedia:  "Unsupported media type",
+	ledger.CodeInsufficientFunds: "Insufficient funds",
+	ledger.CodeCurrencyMismatch:  "Currency mismatch",
+	ledger.CodeSameAccount:       "Same account",
+	ledger.CodeKeyReused:         "Idempotency key reused",
+	ledger.CodeRateLimited:       "Rate limited",
+	ledger.CodeUnavailable:       "Service unavailable",
+}
+
+// Problem is an RFC 9457 problem document with the API's error code.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail"`
+	Code   ledger.Code         `json:"code"`
+	Errors []ledger.FieldError `json:"errors,omitempty"`
+}
+
+func problemOf(e *ledger.Error) Problem {
+	return Problem{
+		Type:   "https://txn.dev/problems/" + string(e.Code),
+		Title:  titles[e.Code],
+		Status: statusOf[e.Code],
+		Detail: e.Detail,
+		Code:   e.Code,
+		Errors: e.Fields,
+	}
+}
+
+// asDomain turns any error into a domain error; unknown ones become 503 unavailable (a
+// dependency failed) and are logged with their cause.
+func asDomain(r *http.Request, log *slog.Logger, err error) *ledger.Error {
+	var e *ledger.Error
+	if errors.As(err, &e) && statusOf[e.Code] != 0 {
+		if e.Code == ledger.CodeUnavailable {
+			log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+		}
+		return e
+	}
+	log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+	return ledger.Errorf(ledger.CodeUnavailable, "a dependency failed; the request was not applied")
+}
+
+func writeProblem(w http.ResponseWriter, e *ledger.Error) {
+	p := problemOf(e)
+	if e.Code == ledger.CodeRateLimited {
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	writeJSONType(w, p.Status, "application/problem+json", p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONType(w, status, "application/json", v)
+}
+
+func writeJSONType(w http.ResponseWriter, status int, ctype string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"code":"unavailable"}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	b = append(b, '\n')
+	_, _ = w.Write(b)
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	s := int((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.Itoa(s)
+}

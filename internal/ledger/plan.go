@@ -1,0 +1,230 @@
+package ledger
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"txn/internal/event"
+)
+
+// Pending is one transaction request waiting in the group-commit queue.
+type Pending struct {
+	Caller    Caller
+	Req       TxRequest
+	Key       string // Idempotency-Key, "" when none
+	RequestID string
+	Result    Result
+}
+
+// Result is the outcome of one request. Exactly one of Tx and Err is set.
+type Result struct {
+	Tx       *Transaction
+	Err      *Error
+	Replayed bool
+}
+
+// KeyRef names an idempotency key: keys are scoped to their caller.
+type KeyRef struct{ Scope, Key string }
+
+// KeyRecord is the stored outcome of the first request made with a key.
+type KeyRecord struct {
+	Hash [32]byte
+	Tx   *Transaction
+	Err  *Error
+}
+
+// AccountState is a locked account as a batch sees it.
+type AccountState struct {
+	ID       uuid.UUID
+	UserID   uuid.UUID // zero for external accounts
+	Currency string
+	Balance  int64
+	External bool
+}
+
+// BatchState is what the store read, under lock, before a batch is planned.
+type BatchState struct {
+	Accounts map[uuid.UUID]*AccountState
+	// Keys holds outcomes committed by earlier batches for keys this batch carries.
+	Keys map[KeyRef]*KeyRecord
+}
+
+// KeyWrite is an idempotency outcome to store.
+type KeyWrite struct {
+	Ref    KeyRef
+	Record KeyRecord
+}
+
+// Plan is everything one batch writes, in one database transaction.
+type Plan struct {
+	Transactions []Transaction
+	Entries      []Entry
+	Balances     map[uuid.UUID]int64 // new balances of the accounts that changed
+	Events       []event.Event
+	Keys         []KeyWrite
+}
+
+// AccountIDs lists the accounts a batch must lock: both sides of every request and the
+// external account of each currency deposited or withdrawn.
+func AccountIDs(batch []*Pending) []uuid.UUID {
+	seen := make(map[uuid.UUID]struct{}, 2*len(batch))
+	ids := make([]uuid.UUID, 0, 2*len(batch))
+	add := func(id uuid.UUID) {
+		if id == uuid.Nil {
+			return
+		}
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	for _, p := range batch {
+		add(p.Req.From)
+		add(p.Req.To)
+		if p.Req.Type != Transfer {
+			add(ExternalAccountID(p.Req.Currency))
+		}
+	}
+	return ids
+}
+
+// Keys lists the distinct idempotency keys a batch carries.
+func Keys(batch []*Pending) []KeyRef {
+	seen := map[KeyRef]struct{}{}
+	var refs []KeyRef
+	for _, p := range batch {
+		if p.Key == "" {
+			continue
+		}
+		ref := KeyRef{p.Caller.Scope(), p.Key}
+		if _, ok := seen[ref]; !ok {
+			seen[ref] = struct{}{}
+			refs = append(refs, ref)
+		}
+	}
+	return refs
+}
+
+// Apply decides every request of a batch in order against the locked state, setting each
+// Pending's Result and returning what must be written. A failing request changes nothing and
+// never affects its neighbours. newID must return unique ids; now is the batch's commit time.
+func Apply(batch []*Pending, st *BatchState, now time.Time, newID func() uuid.UUID) *Plan {
+	plan := &Plan{Balances: map[uuid.UUID]int64{}}
+	// outcomes of keys first used in this batch, for duplicates later in the same batch
+	local := map[KeyRef]*KeyRecord{}
+	for _, p := range batch {
+		var ref KeyRef
+		var hash [32]byte
+		if p.Key != "" {
+			ref = KeyRef{p.Caller.Scope(), p.Key}
+			hash = p.Req.Hash()
+			rec := st.Keys[ref]
+			if rec == nil {
+				rec = local[ref]
+			}
+			if rec != nil {
+				if rec.Hash != hash {
+					p.Result = Result{Err: Errorf(CodeKeyReused,
+						"Idempotency-Key %q was first used with a different request", p.Key)}
+				} else {
+					p.Result = Result{Tx: rec.Tx, Err: rec.Err, Replayed: true}
+				}
+				continue
+			}
+		}
+		tx, err := apply(p, st, plan, now, newID)
+		p.Result = Result{Tx: tx, Err: err}
+		if p.Key != "" {
+			rec := KeyRecord{Hash: hash, Tx: tx, Err: err}
+			local[ref] = &rec
+			plan.Keys = append(plan.Keys, KeyWrite{Ref: ref, Record: rec})
+		}
+	}
+	return plan
+}
+
+func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() uuid.UUID) (*Transaction, *Error) {
+	r := p.Req
+	account := func(id uuid.UUID) *AccountState {
+		a := st.Accounts[id]
+		if a == nil || a.External {
+			return nil
+		}
+		return a
+	}
+	var from, to *AccountState
+	if r.From != uuid.Nil {
+		// Only the owner (or the admin) may debit an account; to anyone else it does not exist.
+		if from = account(r.From); from == nil || !p.Caller.CanAccess(from.UserID) {
+			return nil, Errorf(CodeNotFound, "account %s not found", r.From)
+		}
+	}
+	if r.To != uuid.Nil {
+		if to = account(r.To); to == nil {
+			return nil, Errorf(CodeNotFound, "account %s not found", r.To)
+		}
+	}
+	if r.From != uuid.Nil && r.From == r.To {
+		return nil, Errorf(CodeSameAccount, "a transfer needs two different accounts")
+	}
+	for _, a := range []*AccountState{from, to} {
+		if a != nil && a.Currency != r.Currency {
+			return nil, Errorf(CodeCurrencyMismatch, "account %s holds %s, not %s", a.ID, a.Currency, r.Currency)
+		}
+	}
+	switch r.Type {
+	case Deposit:
+		from = st.Accounts[ExternalAccountID(r.Currency)]
+	case Withdrawal:
+		to = st.Accounts[ExternalAccountID(r.Currency)]
+	}
+	if from == nil || to == nil {
+		// The external account is created with the first customer account of its currency,
+		// so this means the account vanished; report it as such.
+		return nil, Errorf(CodeNotFound, "no account in %s to move money against", r.Currency)
+	}
+	if !from.External && from.Balance < r.Amount {
+		return nil, Errorf(CodeInsufficientFunds, "account %s has %d %s, %d needed",
+			from.ID, from.Balance, r.Currency, r.Amount)
+	}
+	from.Balance -= r.Amount
+	to.Balance += r.Amount
+	plan.Balances[from.ID] = from.Balance
+	plan.Balances[to.ID] = to.Balance
+
+	tx := Transaction{
+		ID: newID(), Type: r.Type, Status: StatusCompleted,
+		Amount: r.Amount, Currency: r.Currency, Description: r.Description, CreatedAt: now,
+	}
+	if r.From != uuid.Nil {
+		tx.FromAccountID = &r.From
+	}
+	if r.To != uuid.Nil {
+		tx.ToAccountID = &r.To
+	}
+	plan.Transactions = append(plan.Transactions, tx)
+	plan.Entries = append(plan.Entries,
+		Entry{TransactionID: tx.ID, AccountID: from.ID, Amount: -r.Amount, BalanceAfter: from.Balance, CreatedAt: now},
+		Entry{TransactionID: tx.ID, AccountID: to.ID, Amount: r.Amount, BalanceAfter: to.Balance, CreatedAt: now},
+	)
+	plan.Events = append(plan.Events, newEvent(newID(), p.RequestID, &tx, from, to))
+	return &tx, nil
+}
+
+func newEvent(id uuid.UUID, requestID string, tx *Transaction, from, to *AccountState) event.Event {
+	et := event.Transaction{
+		ID: tx.ID, Type: string(tx.Type), FromAccountID: tx.FromAccountID, ToAccountID: tx.ToAccountID,
+		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, CreatedAt: tx.CreatedAt,
+	}
+	if tx.FromAccountID != nil {
+		u := from.UserID
+		et.FromUserID = &u
+	}
+	if tx.ToAccountID != nil {
+		u := to.UserID
+		et.ToUserID = &u
+	}
+	return event.Event{Version: event.Version, ID: id, Type: event.TypeTransactionCompleted,
+		OccurredAt: tx.CreatedAt, RequestID: requestID, Transaction: et}
+}

@@ -1,0 +1,456 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/mail"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Store persists the ledger. Implementations return ErrNotFound for missing rows and
+// CodeConflict errors for taken unique fields.
+type Store interface {
+	Committer
+	CreateUser(ctx context.Context, u *User, keyHash []byte, webhookSecret string) error
+	User(ctx context.Context, id uuid.UUID) (*User, error)
+	UserIDByKeyHash(ctx context.Context, hash []byte) (uuid.UUID, error)
+	Users(ctx context.Context, tag string, p ListParams) (Page[User], error)
+	UpdateUser(ctx context.Context, id uuid.UUID, patch UserPatch) (*User, error)
+	CreateAccount(ctx context.Context, a *Account) error
+	Account(ctx context.Context, id uuid.UUID) (*Account, error)
+	Accounts(ctx context.Context, userID uuid.UUID, p ListParams) (Page[Account], error)
+	Entries(ctx context.Context, accountID uuid.UUID, p ListParams) (Page[Entry], error)
+	// Transaction returns the transaction and the owners of its customer accounts.
+	Transaction(ctx context.Context, id uuid.UUID) (*Transaction, []uuid.UUID, error)
+	Reconcile(ctx context.Context) (map[string]CurrencyBalance, error)
+	// Purge deletes the tagged users and all they own, returning their API key hashes.
+	Purge(ctx context.Context, tag string) (PurgeResult, [][]byte, error)
+}
+
+// KeyCache remembers which user an API key hash belongs to, in front of the store. It may fail:
+// the store stays the authority.
+type KeyCache interface {
+	Get(ctx context.Context, hash []byte) (uuid.UUID, bool, error)
+	Set(ctx context.Context, hash []byte, userID uuid.UUID) error
+	Delete(ctx context.Context, hashes [][]byte) error
+}
+
+// UserPatch changes a user; nil fields stay as they are.
+type UserPatch struct {
+	Name       *string
+	WebhookURL **string // set to a nil *string to clear it
+}
+
+// Config configures a Service.
+type Config struct {
+	AdminToken           string
+	AllowPrivateWebhooks bool
+	// KeyCache is optional; so is OnCacheError, told when the cache fails.
+	KeyCache     KeyCache
+	OnCacheError func(op string, err error)
+}
+
+// Service is the application: every use case, with the authorization rules of API.md.
+type Service struct {
+	cfg     Config
+	store   Store
+	batcher *Batcher
+	local   localKeyCache
+}
+
+func NewService(store Store, batcher *Batcher, cfg Config) *Service {
+	return &Service{cfg: cfg, store: store, batcher: batcher, local: localKeyCache{m: map[string]localKey{}}}
+}
+
+// --- authentication ---
+
+var errUnauthorized = Errorf(CodeUnauthorized, "a valid bearer token is required")
+
+// Authenticate resolves a bearer token to a caller.
+func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error) {
+	if token == "" {
+		return Caller{}, errUnauthorized
+	}
+	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
+		return Caller{Admin: true}, nil
+	}
+	if !strings.HasPrefix(token, apiKeyPrefix) {
+		return Caller{}, errUnauthorized
+	}
+	sum := sha256.Sum256([]byte(token))
+	hash := sum[:]
+	if id, ok := s.local.get(hash); ok {
+		return Caller{UserID: id}, nil
+	}
+	if c := s.cfg.KeyCache; c != nil {
+		id, ok, err := c.Get(ctx, hash)
+		if err != nil {
+			s.cacheError("get", err)
+		} else if ok {
+			s.local.set(hash, id)
+			return Caller{UserID: id}, nil
+		}
+	}
+	id, err := s.store.UserIDByKeyHash(ctx, hash)
+	if ErrorCode(err) == CodeNotFound {
+		return Caller{}, errUnauthorized
+	} else if err != nil {
+		return Caller{}, err
+	}
+	s.local.set(hash, id)
+	if c := s.cfg.KeyCache; c != nil {
+		if err := c.Set(ctx, hash, id); err != nil {
+			s.cacheError("set", err)
+		}
+	}
+	return Caller{UserID: id}, nil
+}
+
+func (s *Service) cacheError(op string, err error) {
+	if s.cfg.OnCacheError != nil {
+		s.cfg.OnCacheError(op, err)
+	}
+}
+
+// localKeyCache spares the key cache a round trip for callers seen in the last few seconds.
+// Its short life bounds how long a purged user's key keeps working on other instances.
+type localKeyCache struct {
+	mu sync.RWMutex
+	m  map[string]localKey
+}
+
+type localKey struct {
+	id      uuid.UUID
+	expires time.Time
+}
+
+const localKeyTTL = 10 * time.Second
+
+func (c *localKeyCache) get(hash []byte) (uuid.UUID, bool) {
+	c.mu.RLock()
+	k, ok := c.m[string(hash)]
+	c.mu.RUnlock()
+	if !ok || time.Now().After(k.expires) {
+		return uuid.Nil, false
+	}
+	return k.id, true
+}
+
+func (c *localKeyCache) set(hash []byte, id uuid.UUID) {
+	c.mu.Lock()
+	if len(c.m) >= 100_000 {
+		clear(c.m)
+	}
+	c.m[string(hash)] = localKey{id: id, expires: time.Now().Add(localKeyTTL)}
+	c.mu.Unlock()
+}
+
+func (c *localKeyCache) clear() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+// --- users ---
+
+const apiKeyPrefix = "tk_"
+
+var errForbidden = Errorf(CodeForbidden, "this action needs the admin token")
+
+// NewUserInput is a request to create a user.
+type NewUserInput struct {
+	Name       string
+	Email      string
+	WebhookURL *string
+	Tags       []string
+}
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+func validName(name string) string {
+	if strings.TrimSpace(name) == "" {
+		return "is required"
+	}
+	if utf8.RuneCountInString(name) > 200 {
+		return "must be at most 200 characters"
+	}
+	return ""
+}
+
+func (s *Service) CreateUser(ctx context.Context, c Caller, in NewUserInput) (*NewUser, error) {
+	if !c.Admin {
+		return nil, errForbidden
+	}
+	var fields []FieldError
+	if msg := validName(in.Name); msg != "" {
+		fields = append(fields, FieldError{"name", msg})
+	}
+	email := strings.TrimSpace(in.Email)
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || a.Name != "" || len(email) > 254 {
+		fields = append(fields, FieldError{"email", "must be a valid email address"})
+	}
+	if in.WebhookURL != nil {
+		if msg := ValidateWebhookURL(*in.WebhookURL, s.cfg.AllowPrivateWebhooks); msg != "" {
+			fields = append(fields, FieldError{"webhook_url", msg})
+		}
+	}
+	if len(in.Tags) > 20 {
+		fields = append(fields, FieldError{"tags", "must have at most 20 tags"})
+	}
+	for _, t := range in.Tags {
+		if !tagRE.MatchString(t) {
+			fields = append(fields, FieldError{"tags", "each tag must be 1-64 letters, digits or _.:-"})
+			break
+		}
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields...)
+	}
+	tags := in.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := &NewUser{
+		User: User{ID: uuid.Must(uuid.NewV7()), Name: in.Name, Email: strings.ToLower(email),
+			WebhookURL: in.WebhookURL, Tags: tags, CreatedAt: now, UpdatedAt: now},
+		APIKey:        apiKeyPrefix + randomString(32, base64.RawURLEncoding),
+		WebhookSecret: "whsec_" + randomString(32, base64.StdEncoding),
+	}
+	sum := sha256.Sum256([]byte(u.APIKey))
+	if err := s.store.CreateUser(ctx, &u.User, sum[:], u.WebhookSecret); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func randomString(n int, enc *base64.Encoding) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return enc.EncodeToString(b)
+}
+
+func notFound(what string, id uuid.UUID) error {
+	return Errorf(CodeNotFound, "%s %s not found", what, id)
+}
+
+func (s *Service) User(ctx context.Context, c Caller, id uuid.UUID) (*User, error) {
+	if !c.CanAccess(id) {
+		return nil, notFound("user", id)
+	}
+	u, err := s.store.User(ctx, id)
+	if err == ErrNotFound {
+		return nil, notFound("user", id)
+	}
+	return u, err
+}
+
+func (s *Service) Users(ctx context.Context, c Caller, tag string, p ListParams) (Page[User], error) {
+	if !c.Admin {
+		return Page[User]{}, errForbidden
+	}
+	return s.store.Users(ctx, tag, p)
+}
+
+func (s *Service) UpdateUser(ctx context.Context, c Caller, id uuid.UUID, patch UserPatch) (*User, error) {
+	if !c.CanAccess(id) {
+		return nil, notFound("user", id)
+	}
+	var fields []FieldError
+	if patch.Name != nil {
+		if msg := validName(*patch.Name); msg != "" {
+			fields = append(fields, FieldError{"name", msg})
+		}
+	}
+	if patch.WebhookURL != nil && *patch.WebhookURL != nil {
+		if msg := ValidateWebhookURL(**patch.WebhookURL, s.cfg.AllowPrivateWebhooks); msg != "" {
+			fields = append(fields, FieldError{"webhook_url", msg})
+		}
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields...)
+	}
+	u, err := s.store.UpdateUser(ctx, id, patch)
+	if err == ErrNotFound {
+		return nil, notFound("user", id)
+	}
+	return u, err
+}
+
+// --- accounts ---
+
+// CreateAccount opens an account; a user may omit userID to open one for itself.
+func (s *Service) CreateAccount(ctx context.Context, c Caller, userID uuid.UUID, currency string) (*Account, error) {
+	var fields []FieldError
+	if userID == uuid.Nil {
+		if c.Admin {
+			fields = append(fields, FieldError{"user_id", "is required"})
+		} else {
+			userID = c.UserID
+		}
+	}
+	if !ValidCurrency(currency) {
+		fields = append(fields, FieldError{"currency", "must be an ISO 4217 currency code"})
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields...)
+	}
+	if !c.CanAccess(userID) {
+		return nil, notFound("user", userID)
+	}
+	a := &Account{ID: uuid.Must(uuid.NewV7()), UserID: userID, Currency: currency,
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := s.store.CreateAccount(ctx, a); err == ErrNotFound {
+		return nil, notFound("user", userID)
+	} else if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (s *Service) Account(ctx context.Context, c Caller, id uuid.UUID) (*Account, error) {
+	a, err := s.store.Account(ctx, id)
+	if err == ErrNotFound || (err == nil && !c.CanAccess(a.UserID)) {
+		return nil, notFound("account", id)
+	}
+	return a, err
+}
+
+func (s *Service) Accounts(ctx context.Context, c Caller, userID uuid.UUID, p ListParams) (Page[Account], error) {
+	if _, err := s.User(ctx, c, userID); err != nil {
+		return Page[Account]{}, err
+	}
+	return s.store.Accounts(ctx, userID, p)
+}
+
+func (s *Service) Entries(ctx context.Context, c Caller, accountID uuid.UUID, p ListParams) (Page[Entry], error) {
+	if _, err := s.Account(ctx, c, accountID); err != nil {
+		return Page[Entry]{}, err
+	}
+	return s.store.Entries(ctx, accountID, p)
+}
+
+// --- transactions ---
+
+// Validate checks a request's shape and who may make it; failures are never stored against an
+// idempotency key, so the caller may correct and retry.
+func (r TxRequest) Validate(c Caller) error {
+	var fields []FieldError
+	switch r.Type {
+	case Deposit:
+		if r.To == uuid.Nil {
+			fields = append(fields, FieldError{"to_account_id", "is required for a deposit"})
+		}
+		if r.From != uuid.Nil {
+			fields = append(fields, FieldError{"from_account_id", "must be absent for a deposit"})
+		}
+	case Withdrawal:
+		if r.From == uuid.Nil {
+			fields = append(fields, FieldError{"from_account_id", "is required for a withdrawal"})
+		}
+		if r.To != uuid.Nil {
+			fields = append(fields, FieldError{"to_account_id", "must be absent for a withdrawal"})
+		}
+	case Transfer:
+		if r.From == uuid.Nil {
+			fields = append(fields, FieldError{"from_account_id", "is required for a transfer"})
+		}
+		if r.To == uuid.Nil {
+			fields = append(fields, FieldError{"to_account_id", "is required for a transfer"})
+		}
+	default:
+		fields = append(fields, FieldError{"type", `must be "deposit", "withdrawal" or "transfer"`})
+	}
+	if r.Amount < 1 || r.Amount > MaxAmount {
+		fields = append(fields, FieldError{"amount", "must be an integer from 1 to 1000000000000"})
+	}
+	if !ValidCurrency(r.Currency) {
+		fields = append(fields, FieldError{"currency", "must be an ISO 4217 currency code"})
+	}
+	if utf8.RuneCountInString(r.Description) > 500 {
+		fields = append(fields, FieldError{"description", "must be at most 500 characters"})
+	}
+	if len(fields) > 0 {
+		return Invalid(fields...)
+	}
+	if r.Type == Deposit && !c.Admin {
+		return errForbidden
+	}
+	return nil
+}
+
+// ValidateKey checks an Idempotency-Key.
+func ValidateKey(key string) error {
+	if len(key) > 255 {
+		return Invalid(FieldError{"Idempotency-Key", "must be 1-255 characters"})
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return Invalid(FieldError{"Idempotency-Key", "must be printable ASCII without spaces"})
+		}
+	}
+	return nil
+}
+
+// Execute applies validated requests through group commit and returns their results in order.
+// An error means none of them was applied.
+func (s *Service) Execute(ctx context.Context, items []*Pending) error {
+	return s.batcher.Submit(ctx, items)
+}
+
+func (s *Service) Transaction(ctx context.Context, c Caller, id uuid.UUID) (*Transaction, error) {
+	tx, owners, err := s.store.Transaction(ctx, id)
+	if err == ErrNotFound {
+		return nil, notFound("transaction", id)
+	} else if err != nil {
+		return nil, err
+	}
+	if c.Admin {
+		return tx, nil
+	}
+	for _, o := range owners {
+		if o == c.UserID {
+			return tx, nil
+		}
+	}
+	return nil, notFound("transaction", id)
+}
+
+// --- admin ---
+
+func (s *Service) Reconcile(ctx context.Context, c Caller) (map[string]CurrencyBalance, error) {
+	if !c.Admin {
+		return nil, errForbidden
+	}
+	return s.store.Reconcile(ctx)
+}
+
+func (s *Service) Purge(ctx context.Context, c Caller, tag string) (PurgeResult, error) {
+	if !c.Admin {
+		return PurgeResult{}, errForbidden
+	}
+	if !tagRE.MatchString(tag) {
+		return PurgeResult{}, Invalid(FieldError{"tag", "must be 1-64 letters, digits or _.:-"})
+	}
+	res, hashes, err := s.store.Purge(ctx, tag)
+	if err != nil {
+		return res, err
+	}
+	// The keys are gone from the store; forget them everywhere they may be cached.
+	s.local.clear()
+	if c := s.cfg.KeyCache; c != nil && len(hashes) > 0 {
+		if err := c.Delete(ctx, hashes); err != nil {
+			s.cacheError("delete", err)
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,237 @@
+package processor_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"txn/internal/processor"
+	"txn/internal/testenv"
+)
+
+// TestBank has many concurrent clients move money at random among accounts, a few of them hot,
+// then checks the books: balanced, nothing negative, every accepted transaction stored exactly
+// once with its entries, nothing stored for a refused one, and every balance equal to what the
+// accepted transactions imply.
+func TestBank(t *testing.T) {
+	p := testenv.StartProcessor(t, func(c *processor.Config) { c.UserRate = 0 })
+	admin := p.Client(p.AdminToken)
+
+	const (
+		users       = 12
+		perUser     = 5 // 60 accounts
+		clients     = 40
+		duration    = 5 * time.Second
+		seedBalance = 10_000
+	)
+	type account struct {
+		id    string
+		owner int
+	}
+	var accounts []account
+	keys := make([]string, users)
+	for u := 0; u < users; u++ {
+		usr := admin.CreateUser(t, fmt.Sprintf("bank%d", u), "bank")
+		keys[u] = usr.APIKey
+		for i := 0; i < perUser; i++ {
+			id := admin.CreateAccount(t, usr.ID, "USD")
+			admin.Deposit(t, id, seedBalance, "USD")
+			accounts = append(accounts, account{id, u})
+		}
+	}
+	hot := accounts[:3]
+
+	type outcome struct {
+		status int
+		code   string
+		txID   string
+		typ    string
+		from   string
+		to     string
+		amount int64
+		key    string
+	}
+	var (
+		mu       sync.Mutex
+		outcomes []outcome
+	)
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 42))
+			pick := func() account {
+				if rng.IntN(3) == 0 {
+					return hot[rng.IntN(len(hot))]
+				}
+				return accounts[rng.IntN(len(accounts))]
+			}
+			for n := 0; time.Now().Before(deadline); n++ {
+				var o outcome
+				body := map[string]any{"currency": "USD"}
+				client := admin
+				switch r := rng.IntN(10); {
+				case r < 8:
+					from, to := pick(), pick()
+					o = outcome{typ: "transfer", from: from.id, to: to.id}
+					body["from_account_id"], body["to_account_id"] = from.id, to.id
+					if rng.IntN(2) == 0 {
+						client = p.Client(keys[from.owner]) // the owner itself, not the admin
+					}
+				case r < 9:
+					to := pick()
+					o = outcome{typ: "deposit", to: to.id}
+					body["to_account_id"] = to.id
+				default:
+					from := pick()
+					o = outcome{typ: "withdrawal", from: from.id}
+					body["from_account_id"] = from.id
+					client = p.Client(keys[from.owner])
+				}
+				o.amount = 1 + rng.Int64N(3_000)
+				body["type"], body["amount"] = o.typ, o.amount
+				var headers []string
+				if rng.IntN(4) == 0 {
+					o.key = fmt.Sprintf("bank-%d-%d", c, n)
+					headers = []string{"Idempotency-Key", o.key}
+				}
+				resp, err := client.Do("POST", "/transactions", body, headers...)
+				if err != nil {
+					t.Errorf("client %d: %v", c, err)
+					return
+				}
+				o.status = resp.Status
+				var m struct {
+					ID   string `json:"id"`
+					Code string `json:"code"`
+				}
+				resp.JSON(t, &m)
+				o.txID, o.code = m.ID, m.Code
+				if o.key != "" && rng.IntN(2) == 0 {
+					// Retry as a client that lost the answer: same status, same body, no new effect.
+					again, err := client.Do("POST", "/transactions", body, headers...)
+					if err != nil {
+						t.Errorf("client %d retry: %v", c, err)
+						return
+					}
+					if again.Status != resp.Status || string(again.Body) != string(resp.Body) ||
+						again.Header.Get("Idempotent-Replayed") != "true" {
+						t.Errorf("replay of %s: %d %s (replayed=%q), first %d %s", o.key, again.Status,
+							again.Body, again.Header.Get("Idempotent-Replayed"), resp.Status, resp.Body)
+					}
+				}
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				mu.Unlock()
+			}
+		}(c)
+	}
+	wg.Wait()
+
+	// Every answer is a success or an expected refusal: no 5xx, no deadlock, no conflict.
+	accepted := map[string]outcome{}
+	counts := map[string]int{}
+	for _, o := range outcomes {
+		counts[fmt.Sprintf("%d %s", o.status, o.code)]++
+		switch {
+		case o.status == http.StatusCreated:
+			if _, dup := accepted[o.txID]; dup {
+				t.Errorf("transaction id %s answered twice", o.txID)
+			}
+			accepted[o.txID] = o
+		case o.status == http.StatusUnprocessableEntity && (o.code == "insufficient_funds" || o.code == "same_account"):
+		default:
+			t.Errorf("unexpected answer %d %s to %+v", o.status, o.code, o)
+		}
+	}
+	t.Logf("%d requests in %s by %d clients: %v", len(outcomes), duration, clients, counts)
+	if len(accepted) < 1000 {
+		t.Errorf("only %d transactions accepted: the test did not exercise the ledger", len(accepted))
+	}
+
+	// The books, read straight from PostgreSQL.
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, p.DirectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+
+	var rec struct {
+		Currencies map[string]struct {
+			Sum      int64 `json:"sum"`
+			Balanced bool  `json:"balanced"`
+		} `json:"currencies"`
+	}
+	admin.Must(t, http.StatusOK, "GET", "/admin/reconciliation", nil).JSON(t, &rec)
+	if usd := rec.Currencies["USD"]; !usd.Balanced || usd.Sum != 0 {
+		t.Errorf("reconciliation: %+v", rec.Currencies)
+	}
+	var negative int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE NOT external AND balance < 0`).Scan(&negative); err != nil || negative != 0 {
+		t.Errorf("negative balances: %d (%v)", negative, err)
+	}
+
+	// Exactly the accepted transactions exist (the seed deposits aside), each with two entries
+	// that cancel out.
+	rows, _ := db.Query(ctx, `SELECT t.id::text, t.type, coalesce(t.from_account_id::text, ''),
+			coalesce(t.to_account_id::text, ''), t.amount, count(e.id), coalesce(sum(e.amount), 0)
+		FROM transactions t LEFT JOIN entries e ON e.transaction_id = t.id
+		GROUP BY t.id`)
+	type stored struct {
+		id, typ, from, to string
+		amount, entries   int64
+		entrySum          int64
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+		var s stored
+		err := r.Scan(&s.id, &s.typ, &s.from, &s.to, &s.amount, &s.entries, &s.entrySum)
+		return s, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := len(accounts)
+	if len(all) != len(accepted)+seeds {
+		t.Errorf("%d transactions stored, want %d accepted + %d seed deposits", len(all), len(accepted), seeds)
+	}
+	expected := map[string]int64{}
+	for _, a := range accounts {
+		expected[a.id] = seedBalance
+	}
+	for _, s := range all {
+		if s.entries != 2 || s.entrySum != 0 {
+			t.Errorf("transaction %s has %d entries summing to %d", s.id, s.entries, s.entrySum)
+		}
+		o, ok := accepted[s.id]
+		if !ok {
+			continue // a seed deposit, or reported below as missing from the answers
+		}
+		if o.typ != s.typ || o.from != s.from || o.to != s.to || o.amount != s.amount {
+			t.Errorf("transaction %s stored as %+v, answered as %+v", s.id, s, o)
+		}
+		delete(accepted, s.id)
+		if o.from != "" {
+			expected[o.from] -= o.amount
+		}
+		if o.to != "" {
+			expected[o.to] += o.amount
+		}
+	}
+	for id := range accepted {
+		t.Errorf("transaction %s was answered 201 but is not stored", id)
+	}
+	for _, a := range accounts {
+		if got := admin.Balance(t, a.id); got != expected[a.id] {
+			t.Errorf("account %s: balance %d, accepted transactions imply %d", a.id, got, expected[a.id])
+		}
+	}
+}

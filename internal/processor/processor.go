@@ -1,0 +1,232 @@
+// Package processor wires the processor service: stores, group commit, rate limits, HTTP.
+package processor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"txn/internal/config"
+	"txn/internal/httpapi"
+	"txn/internal/ledger"
+	"txn/internal/postgres"
+	"txn/internal/redis"
+)
+
+// Config is the processor's configuration; FromEnv reads it from the environment.
+type Config struct {
+	Addr            string
+	DatabaseURL     string // through PgBouncer
+	DirectURL       string // straight to PostgreSQL, for migrations
+	MaxConns        int
+	RedisURL        string
+	RedisPrefix     string
+	AdminToken      string
+	UserRate        int // requests per second per user; 0: unlimited
+	AdminRate       int
+	AllowPrivate    bool
+	Batch           ledger.BatcherConfig
+	ShutdownTimeout time.Duration
+}
+
+// FromEnv reads the configuration; every variable has a default that fits the local stack.
+func FromEnv(env *config.Env) (Config, error) {
+	c := Config{
+		Addr:         env.String("PROCESSOR_ADDR", "127.0.0.1:8000"),
+		DatabaseURL:  env.String("DATABASE_URL", "postgres://txn:txn@127.0.0.1:56432/txn?default_query_exec_mode=cache_describe"),
+		DirectURL:    env.String("DATABASE_DIRECT_URL", "postgres://txn:txn@127.0.0.1:55432/txn"),
+		MaxConns:     env.Int("DATABASE_MAX_CONNS", 16),
+		RedisURL:     env.String("REDIS_URL", "redis://127.0.0.1:56379/0"),
+		RedisPrefix:  env.String("REDIS_PREFIX", "txn:"),
+		AdminToken:   env.String("TXN_ADMIN_TOKEN", ""),
+		UserRate:     env.Int("RATE_LIMIT_RPS", 1000),
+		AdminRate:    env.Int("ADMIN_RATE_LIMIT_RPS", 0),
+		AllowPrivate: env.Bool("WEBHOOK_ALLOW_PRIVATE", false),
+		Batch: ledger.BatcherConfig{
+			MaxBatch: env.Int("BATCH_MAX", 512),
+			Workers:  env.Int("BATCH_WORKERS", 4),
+			Linger:   env.Duration("BATCH_LINGER", 0),
+		},
+		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+	}
+	return c, env.Err()
+}
+
+// Run serves the processor on cfg.Addr until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.AdminToken == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		cfg.AdminToken = hex.EncodeToString(b)
+		log.Warn("TXN_ADMIN_TOKEN is not set: generated one for this run", "admin_token", cfg.AdminToken)
+	}
+	app, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return app.Serve(ctx, ln)
+}
+
+// App is a wired processor: tests build it exactly as the command does.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	batcher *ledger.Batcher
+	limiter *redis.Limiter
+	closers []func()
+}
+
+// New migrates the database and wires every part; Serve then runs it.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log}
+	if err := postgres.Migrate(ctx, cfg.DirectURL); err != nil {
+		return nil, err
+	}
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, int32(cfg.MaxConns))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, pool.Close)
+	store := postgres.NewStore(pool)
+	rdb, err := redis.Connect(cfg.RedisURL)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	a.closers = append(a.closers, func() { _ = rdb.Close() })
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+	store.OnAmbiguousCommit = func(committed bool, cause error) {
+		m.ambiguous.WithLabelValues(fmt.Sprint(committed)).Inc()
+		log.Warn("commit outcome looked up after a connection failure", "committed", committed, "err", cause)
+	}
+	batchCfg := cfg.Batch
+	batchCfg.Observe = func(size int, took time.Duration, err error) {
+		m.batchSize.Observe(float64(size))
+		m.batchSeconds.Observe(took.Seconds())
+		if err != nil {
+			m.batchErrors.Inc()
+			log.Error("batch failed", "size", size, "err", err)
+		}
+	}
+	a.batcher = ledger.NewBatcher(store, batchCfg)
+	a.limiter = redis.NewLimiter(rdb, cfg.RedisPrefix, func(scope string) int {
+		if scope == "admin" {
+			return cfg.AdminRate
+		}
+		return cfg.UserRate
+	})
+	a.limiter.OnFailOpen = func(err error) {
+		if err != nil {
+			log.Error("rate limit fails open: Redis is unreachable", "err", err)
+		} else {
+			log.Info("rate limit enforced again: Redis is back")
+		}
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "ratelimit_fail_open_total", Help: "Requests allowed unchecked while Redis was unreachable.",
+	}, func() float64 { return float64(a.limiter.FailedOpen.Load()) }))
+	svc := ledger.NewService(store, a.batcher, ledger.Config{
+		AdminToken:           cfg.AdminToken,
+		AllowPrivateWebhooks: cfg.AllowPrivate,
+		KeyCache:             redis.NewKeyCache(rdb, cfg.RedisPrefix),
+		OnCacheError: func(op string, err error) {
+			m.cacheErrors.WithLabelValues(op).Inc()
+			log.Debug("API key cache unavailable", "op", op, "err", err)
+		},
+	})
+	a.handler = httpapi.NewServer(httpapi.Deps{
+		Ledger:   svc,
+		Limiter:  a.limiter,
+		Logger:   log,
+		Registry: reg,
+		Checks: []httpapi.Check{
+			{Name: "postgres", Required: true, Run: store.Ping},
+			{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		},
+	})
+	return a, nil
+}
+
+// Serve answers on ln until ctx ends, then stops in order: stop taking requests and finish
+// those in flight, then drain the batcher (requests in flight still need it).
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	batchCtx, stopBatcher := context.WithCancel(context.Background())
+	defer stopBatcher()
+	batchDone := make(chan error, 1)
+	go func() { batchDone <- a.batcher.Run(batchCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.limiter.Run(gctx) })
+	g.Go(func() error {
+		a.log.Info("listening", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		a.log.Info("shutting down: finishing requests in flight")
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	err := g.Wait()
+	stopBatcher()
+	<-batchDone
+	a.log.Info("stopped")
+	return err
+}
+
+// Close releases the stores; call it after Serve returned.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+type metrics struct {
+	batchSize    prometheus.Histogram
+	batchSeconds prometheus.Histogram
+	batchErrors  prometheus.Counter
+	cacheErrors  *prometheus.CounterVec
+	ambiguous    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ledger_batch_size",
+			Help: "Transaction requests per group-commit batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ledger_batch_duration_seconds",
+			Help: "Time to commit one batch.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
+		batchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_batch_errors_total",
+			Help: "Batches that failed and were not applied."}),
+		cacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apikey_cache_errors_total",
+			Help: "API key cache operations that failed (Redis unreachable)."}, []string{"op"}),
+		ambiguous: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_ambiguous_commits_total",
+			Help: "Commits whose outcome was looked up after the connection failed."}, []string{"committed"}),
+	}
+	reg.MustRegister(m.batchSize, m.batchSeconds, m.batchErrors, m.cacheErrors, m.ambiguous)
+	return m
+}
