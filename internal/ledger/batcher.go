@@ -16,7 +16,7 @@ type Committer interface {
 // BatcherConfig tunes group commit. Zero values take the defaults.
 type BatcherConfig struct {
 	MaxBatch int           // requests per database transaction (default 512)
-	Workers  int           // batches in flight at once (default 4)
+	Workers  int           // batches in flight at once (default 2)
 	Linger   time.Duration // how long a worker waits to fill a batch (default 0: take what is queued)
 	Timeout  time.Duration // limit for one commit (default 10s)
 	// Observe, when set, is told of every batch: its size, how long it took, and its error.
@@ -28,7 +28,7 @@ func (c *BatcherConfig) defaults() {
 		c.MaxBatch = 512
 	}
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = 2
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second

@@ -291,24 +291,21 @@ func (s *Store) Purge(ctx context.Context, tag string) (res ledger.PurgeResult, 
 				accounts = append(accounts, a.ID)
 			}
 		}
+		// Their transactions, found through their entries.
+		if _, err = tx.Exec(ctx, `CREATE TEMP TABLE purge_tx ON COMMIT DROP AS
+			SELECT DISTINCT transaction_id AS id FROM entries WHERE account_id = ANY($1)`, accounts); err != nil {
+			return err
+		}
 		var foreign bool
 		err = tx.QueryRow(ctx, `SELECT EXISTS (
-			SELECT 1 FROM transactions t JOIN accounts o ON o.id = t.to_account_id
-			WHERE t.from_account_id = ANY($1) AND NOT o.external AND NOT o.id = ANY($1)
-			UNION ALL
-			SELECT 1 FROM transactions t JOIN accounts o ON o.id = t.from_account_id
-			WHERE t.to_account_id = ANY($1) AND NOT o.external AND NOT o.id = ANY($1))`, accounts).Scan(&foreign)
+			SELECT 1 FROM entries e JOIN accounts o ON o.id = e.account_id
+			WHERE e.transaction_id IN (SELECT id FROM purge_tx) AND NOT o.external AND NOT o.id = ANY($1))`,
+			accounts).Scan(&foreign)
 		if err != nil {
 			return err
 		}
 		if foreign {
 			return ledger.Errorf(ledger.CodeConflict, "users tagged %q have transactions with users not tagged so", tag)
-		}
-		_, err = tx.Exec(ctx, `CREATE TEMP TABLE purge_tx ON COMMIT DROP AS
-			SELECT id FROM transactions WHERE from_account_id = ANY($1)
-			UNION SELECT id FROM transactions WHERE to_account_id = ANY($1)`, accounts)
-		if err != nil {
-			return err
 		}
 		if _, err = tx.Exec(ctx, `UPDATE accounts a SET balance = a.balance - x.total
 			FROM (SELECT e.account_id, sum(e.amount) AS total FROM entries e JOIN accounts ea ON ea.id = e.account_id

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,7 @@ type Config struct {
 	AllowPrivate    bool
 	Batch           ledger.BatcherConfig
 	ShutdownTimeout time.Duration
+	PprofAddr       string // serves net/http/pprof there when set; off by default
 }
 
 // FromEnv reads the configuration; every variable has a default that fits the local stack.
@@ -54,10 +56,11 @@ func FromEnv(env *config.Env) (Config, error) {
 		AllowPrivate: env.Bool("WEBHOOK_ALLOW_PRIVATE", false),
 		Batch: ledger.BatcherConfig{
 			MaxBatch: env.Int("BATCH_MAX", 512),
-			Workers:  env.Int("BATCH_WORKERS", 4),
+			Workers:  env.Int("BATCH_WORKERS", 2),
 			Linger:   env.Duration("BATCH_LINGER", 0),
 		},
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		PprofAddr:       env.String("PPROF_ADDR", ""),
 	}
 	return c, env.Err()
 }
@@ -78,6 +81,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
+	}
+	if cfg.PprofAddr != "" {
+		// Profiling stays off the public listener: it is for operators on a private address.
+		go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.PprofAddr, pprofMux())) }()
 	}
 	return app.Serve(ctx, ln)
 }
@@ -204,6 +211,14 @@ func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
 	}
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 type metrics struct {

@@ -23,31 +23,33 @@ CREATE TABLE accounts (
     created_at timestamptz NOT NULL,
     CONSTRAINT customer_balance_not_negative CHECK (external OR balance >= 0),
     CONSTRAINT external_has_no_user CHECK (external = (user_id IS NULL))
-);
+) WITH (fillfactor = 70); -- room on each page, so balance updates stay heap-only (HOT)
 CREATE INDEX accounts_user ON accounts (user_id, id);
 
+-- transactions and entries are written only by the group-commit batch, in one statement,
+-- from accounts it holds locked; they carry no foreign keys because those checks cost a third
+-- of that statement's time. The reconciliation checks every balance against its entries.
 CREATE TABLE transactions (
     id              uuid PRIMARY KEY,
     type            text        NOT NULL CHECK (type IN ('deposit', 'withdrawal', 'transfer')),
-    from_account_id uuid REFERENCES accounts (id),
-    to_account_id   uuid REFERENCES accounts (id),
+    from_account_id uuid,
+    to_account_id   uuid,
     amount          bigint      NOT NULL CHECK (amount > 0),
     currency        char(3)     NOT NULL,
     description     text        NOT NULL DEFAULT '',
     created_at      timestamptz NOT NULL,
     CHECK (from_account_id IS NOT NULL OR to_account_id IS NOT NULL)
 );
-CREATE INDEX transactions_from ON transactions (from_account_id);
-CREATE INDEX transactions_to ON transactions (to_account_id);
 
 CREATE TABLE entries (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    transaction_id uuid        NOT NULL REFERENCES transactions (id),
-    account_id     uuid        NOT NULL REFERENCES accounts (id),
+    transaction_id uuid        NOT NULL,
+    account_id     uuid        NOT NULL,
     amount         bigint      NOT NULL CHECK (amount <> 0),
     balance_after  bigint      NOT NULL,
     created_at     timestamptz NOT NULL
 );
+-- An account's history, newest first, and every transaction's entries.
 CREATE INDEX entries_account ON entries (account_id, id);
 CREATE INDEX entries_transaction ON entries (transaction_id);
 
@@ -55,7 +57,7 @@ CREATE INDEX entries_transaction ON entries (transaction_id);
 -- xid lets the relay tell rows of transactions still in flight from rows it has passed.
 CREATE TABLE outbox (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id   uuid        NOT NULL UNIQUE,
+    event_id   uuid        NOT NULL, -- a fresh UUIDv7: unique without an index to prove it
     key        text        NOT NULL,
     payload    json        NOT NULL,
     xid        xid8        NOT NULL DEFAULT pg_current_xact_id(),
