@@ -18,10 +18,26 @@ PGBOUNCER_PORT=${PGBOUNCER_PORT:-56432}
 REDIS_PORT=${REDIS_PORT:-56379}
 PG_USER=txn PG_PASSWORD=txn PG_DB=txn
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# The event pipeline. Kafka and MongoDB are local stand-ins built from cmd/kafkalocal (franz-go's
+# kfake) and cmd/mongolocal (FerretDB), since Debian packages neither.
+KAFKA_PORT=${KAFKA_PORT:-59092}
+MONGO_PORT=${MONGO_PORT:-57017}
+CLICKHOUSE_PORT=${CLICKHOUSE_PORT:-59000} # native protocol (clickhouse-go/v2 cannot use HTTP on 18.16)
+CLICKHOUSE_HTTP_PORT=${CLICKHOUSE_HTTP_PORT:-58123}
+CLICKHOUSE_INTERSERVER_PORT=${CLICKHOUSE_INTERSERVER_PORT:-59009}
+# RabbitMQ's other ports follow its AMQP port unless set: management UI/API +1, Erlang
+# distribution +2, and a private epmd +3 (the default, 4369, would be shared with other nodes).
+RABBITMQ_PORT=${RABBITMQ_PORT:-55672}
+RABBITMQ_MGMT_PORT=${RABBITMQ_MGMT_PORT:-$((RABBITMQ_PORT + 1))}
+RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-$((RABBITMQ_PORT + 2))}
+RABBITMQ_EPMD_PORT=${RABBITMQ_EPMD_PORT:-$((RABBITMQ_PORT + 3))}
+RABBITMQ_MANAGEMENT=${RABBITMQ_MANAGEMENT:-1} # 0: no management plugin (boots ~2 s and stops ~6 s faster)
+RABBITMQ_NODE=txn-$RABBITMQ_PORT@localhost
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin # not /usr/sbin: those wrappers switch user and log to /var/log
 
-# Servers in start order; `down` walks it backwards. Each name has start_<name>, stop_<name>
-# and ready_<name> functions below.
-SERVERS=(postgres pgbouncer redis)
+# Servers in start order; `down` walks it backwards. Each name has start_<name>, running_<name>,
+# ready_<name> and stop_<name> functions below.
+SERVERS=(postgres pgbouncer redis kafka mongo clickhouse rabbitmq)
 # Go services: each is cmd/<name>, listening on the port in its *_ADDR variable.
 SERVICES=(processor)
 
@@ -30,8 +46,14 @@ die() { log "stack: $*"; exit 1; }
 
 # --- helpers ---------------------------------------------------------------------------------
 
+# alive pid: the process exists and is not a zombie. kill -0 alone succeeds on a zombie, and here
+# orphans are reaped late (by PID 1), so a stopped server would look alive for a while.
+alive() {
+	kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]
+}
+
 pid_alive() { # pidfile
-	[[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+	[[ -s $1 ]] && alive "$(cat "$1")"
 }
 
 wait_for() { # description seconds command...
@@ -43,13 +65,17 @@ wait_for() { # description seconds command...
 	done
 }
 
+port_open() { # port: something accepts TCP connections on 127.0.0.1:port
+	(: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 stop_pidfile() { # name pidfile [signal]
 	local name=$1 pidfile=$2 sig=${3:-TERM}
 	pid_alive "$pidfile" || { rm -f "$pidfile"; return 0; }
 	local pid; pid=$(cat "$pidfile")
 	kill -s "$sig" "$pid" 2>/dev/null || true
-	for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$pid" 2>/dev/null; then
+	for _ in $(seq 1 150); do alive "$pid" || break; sleep 0.1; done
+	if alive "$pid"; then
 		log "stack: $name (pid $pid) ignored SIG$sig for 15s; sending KILL"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
@@ -71,6 +97,9 @@ ensure_packages() {
 	command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 	command -v redis-server >/dev/null || missing+=(redis-server)
 	[[ -x $PG_BIN/postgres ]] || missing+=(postgresql-15)
+	[[ -x $RABBITMQ_BIN/rabbitmq-server ]] || missing+=(rabbitmq-server)
+	command -v clickhouse-server >/dev/null || [[ -x /usr/sbin/clickhouse-server ]] || missing+=(clickhouse-server)
+	command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
 	((${#missing[@]} == 0)) && return 0
 	log "installing ${missing[*]} from Debian packages"
 	sudo_if_needed apt-get update -qq
@@ -176,6 +205,141 @@ running_redis() { pid_alive "$STATE/run/redis.pid"; }
 ready_redis() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
 stop_redis() { stop_pidfile redis "$STATE/run/redis.pid"; }
 
+# --- Kafka and MongoDB stand-ins (Go programs in cmd/) ---------------------------------------
+
+# build_standin name: go build cmd/<name> into $STATE/bin, unless the binary is newer than its
+# source and go.mod (the first FerretDB build takes about a minute).
+build_standin() {
+	local name=$1 bin=$STATE/bin/$1
+	if [[ -x $bin && -z $(find "$ROOT/cmd/$name" "$ROOT/go.mod" -newer "$bin" -print -quit) ]]; then
+		return 0
+	fi
+	log "building $name"
+	(cd "$ROOT" && go build -o "$bin" "./cmd/$name")
+}
+
+# start_standin server program args...: run $STATE/bin/<program> in the background.
+start_standin() {
+	local server=$1 program=$2; shift 2
+	build_standin "$program"
+	nohup "$STATE/bin/$program" "$@" >>"$STATE/logs/$server.log" 2>&1 </dev/null &
+	echo $! >"$STATE/run/$server.pid"
+}
+
+start_kafka() { start_standin kafka kafkalocal -port "$KAFKA_PORT" -data-dir "$STATE/kafka"; }
+running_kafka() { pid_alive "$STATE/run/kafka.pid"; }
+ready_kafka() { running_kafka && port_open "$KAFKA_PORT"; }
+stop_kafka() { stop_pidfile kafka "$STATE/run/kafka.pid"; }
+
+start_mongo() { start_standin mongo mongolocal -port "$MONGO_PORT" -data-dir "$STATE/mongo"; }
+running_mongo() { pid_alive "$STATE/run/mongo.pid"; }
+ready_mongo() { running_mongo && port_open "$MONGO_PORT"; }
+stop_mongo() { stop_pidfile mongo "$STATE/run/mongo.pid"; }
+
+# --- ClickHouse ------------------------------------------------------------------------------
+
+# Debian's config, copied with this stack's paths and ports, on loopback only (18.16 still binds [::1]
+# next to 127.0.0.1 without the ::1 listen_host).
+start_clickhouse() {
+	local dir=$STATE/clickhouse
+	mkdir -p "$dir/data"
+	sed -e "s|/var/lib/clickhouse/|$dir/data/|g" \
+		-e "s|/var/log/clickhouse-server/clickhouse-server\.log|$STATE/logs/clickhouse.log|" \
+		-e "s|/var/log/clickhouse-server/clickhouse-server\.err\.log|$STATE/logs/clickhouse.err.log|" \
+		-e "s|<http_port>8123</http_port>|<http_port>$CLICKHOUSE_HTTP_PORT</http_port>|" \
+		-e "s|<tcp_port>9000</tcp_port>|<tcp_port>$CLICKHOUSE_PORT</tcp_port>|" \
+		-e "s|<interserver_http_port>9009</interserver_http_port>|<interserver_http_port>$CLICKHOUSE_INTERSERVER_PORT</interserver_http_port>|" \
+		-e '/<listen_host>::1<\/listen_host>/d' \
+		/etc/clickhouse-server/config.xml >"$dir/config.xml"
+	if ! grep -q "<tcp_port>$CLICKHOUSE_PORT</tcp_port>" "$dir/config.xml" || grep -qE "/var/(lib|log)/clickhouse" "$dir/config.xml"; then
+		die "could not rewrite /etc/clickhouse-server/config.xml for $dir (has its layout changed?)"
+	fi
+	cp /etc/clickhouse-server/users.xml "$dir/users.xml"
+	# In the foreground it writes no pid file: nohup execs, so $! is the server itself.
+	nohup clickhouse-server --config-file="$dir/config.xml" >>"$STATE/logs/clickhouse-stdout.log" 2>&1 </dev/null &
+	echo $! >"$STATE/run/clickhouse.pid"
+}
+running_clickhouse() { pid_alive "$STATE/run/clickhouse.pid"; }
+ready_clickhouse() {
+	running_clickhouse && clickhouse-client --host 127.0.0.1 --port "$CLICKHOUSE_PORT" --query 'SELECT 1'
+}
+stop_clickhouse() { stop_pidfile clickhouse "$STATE/run/clickhouse.pid"; }
+
+# --- RabbitMQ --------------------------------------------------------------------------------
+
+# rabbit_env command...: run command with this stack's node environment. HOME holds the Erlang
+# cookie that rabbitmqctl shares with the node; ERL_EPMD_PORT gives the node a private epmd.
+rabbit_env() {
+	local dir=$STATE/rabbitmq
+	env HOME="$dir" \
+		RABBITMQ_NODENAME="$RABBITMQ_NODE" \
+		RABBITMQ_NODE_PORT="$RABBITMQ_PORT" \
+		RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" \
+		ERL_EPMD_PORT="$RABBITMQ_EPMD_PORT" \
+		ERL_EPMD_ADDRESS=127.0.0.1 \
+		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+		RABBITMQ_MNESIA_BASE="$dir/mnesia" \
+		RABBITMQ_LOG_BASE="$STATE/logs/rabbitmq" \
+		RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
+		RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
+		RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
+		RABBITMQ_PID_FILE="$STATE/run/rabbitmq.pid" \
+		"$@"
+}
+rabbit_ctl() { rabbit_env "$RABBITMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" "$@"; }
+
+start_rabbitmq() {
+	local dir=$STATE/rabbitmq pidfile=$STATE/run/rabbitmq.pid
+	mkdir -p "$dir" "$STATE/logs/rabbitmq"
+	: >"$dir/rabbitmq-env.conf" # keeps /etc/rabbitmq/rabbitmq-env.conf out
+	# loopback_users = none lets guest in over 127.0.0.1 (and only there: every listener is on
+	# loopback).
+	cat >"$dir/rabbitmq.conf" <<-EOF
+		listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
+		loopback_users = none
+	EOF
+	# The management plugin (UI and HTTP API) ships in Debian's package and works offline.
+	if [[ $RABBITMQ_MANAGEMENT == 1 ]]; then
+		echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+		cat >>"$dir/rabbitmq.conf" <<-EOF
+			management.tcp.ip = 127.0.0.1
+			management.tcp.port = $RABBITMQ_MGMT_PORT
+		EOF
+	else
+		echo '[].' >"$dir/enabled_plugins"
+	fi
+	rm -f "$pidfile"
+	rabbit_env nohup "$RABBITMQ_BIN/rabbitmq-server" >>"$STATE/logs/rabbitmq.log" 2>&1 </dev/null &
+	local launcher=$!
+	# The node writes its pid file early in boot; stop waiting if it dies first.
+	local deadline=$((SECONDS + 60))
+	until [[ -s $pidfile ]]; do
+		alive "$launcher" || die "rabbitmq exited while starting: see $STATE/logs/rabbitmq.log"
+		((SECONDS < deadline)) || die "rabbitmq wrote no pid file in 60s: see $STATE/logs/rabbitmq.log"
+		sleep 0.1
+	done
+	rabbit_ctl wait --timeout 60 "$pidfile" >/dev/null ||
+		die "rabbitmq did not boot: see $STATE/logs/rabbitmq.log and $STATE/logs/rabbitmq/"
+}
+running_rabbitmq() { pid_alive "$STATE/run/rabbitmq.pid"; }
+ready_rabbitmq() { running_rabbitmq && port_open "$RABBITMQ_PORT"; }
+stop_rabbitmq() {
+	local pidfile=$STATE/run/rabbitmq.pid
+	if running_rabbitmq; then
+		if rabbit_ctl stop "$pidfile" >/dev/null 2>&1; then
+			rm -f "$pidfile"
+			log "stopped rabbitmq"
+		else
+			stop_pidfile rabbitmq "$pidfile"
+		fi
+	fi
+	# epmd outlives the node. This one is private to the stack (its own port), so stop it too.
+	if epmd -port "$RABBITMQ_EPMD_PORT" -names >/dev/null 2>&1; then
+		epmd -port "$RABBITMQ_EPMD_PORT" -kill >/dev/null
+		log "stopped epmd"
+	fi
+}
+
 # --- services --------------------------------------------------------------------------------
 
 admin_token() {
@@ -196,6 +360,10 @@ service_env() {
 		DATABASE_URL=${DATABASE_URL:-postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PGBOUNCER_PORT/$PG_DB?default_query_exec_mode=cache_describe}
 		DATABASE_DIRECT_URL=${DATABASE_DIRECT_URL:-postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}
 		REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+		KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
+		MONGO_URL=${MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT/txn}
+		CLICKHOUSE_ADDR=${CLICKHOUSE_ADDR:-127.0.0.1:$CLICKHOUSE_PORT}
+		RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/}
 		PROCESSOR_ADDR=${PROCESSOR_ADDR:-127.0.0.1:8000}
 		PROCESSOR_URL=${PROCESSOR_URL:-http://127.0.0.1:8000}
 	EOF
@@ -268,6 +436,9 @@ up)
 	servers_up
 	services_up
 	echo "processor: $(service_env | sed -n 's/^PROCESSOR_URL=//p')"
+	if [[ $RABBITMQ_MANAGEMENT == 1 ]]; then
+		echo "rabbitmq management: http://127.0.0.1:$RABBITMQ_MGMT_PORT (guest/guest)"
+	fi
 	echo "admin token: $(admin_token)"
 	;;
 servers) servers_up ;;

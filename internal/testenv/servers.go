@@ -1,0 +1,38 @@
+package testenv
+
+import (
+	"strings"
+	"testing"
+)
+
+// The event pipeline's servers, as the local stack runs them (scripts/stack.sh; `scripts/stack.sh
+// env` prints the same variables). Locally, Kafka and MongoDB are wire-compatible stand-ins:
+// cmd/kafkalocal (franz-go's kfake) and cmd/mongolocal (FerretDB).
+
+// KafkaBrokers returns the Kafka seed brokers ($KAFKA_BROKERS, comma-separated).
+func KafkaBrokers(t testing.TB) []string {
+	t.Helper()
+	Integration(t)
+	return strings.Split(env("KAFKA_BROKERS", "127.0.0.1:59092"), ",")
+}
+
+// MongoURL returns the MongoDB connection string ($MONGO_URL); its path names the database.
+func MongoURL(t testing.TB) string {
+	t.Helper()
+	Integration(t)
+	return env("MONGO_URL", "mongodb://127.0.0.1:57017/txn")
+}
+
+// ClickHouseAddr returns ClickHouse's native-protocol address ($CLICKHOUSE_ADDR), host:port.
+func ClickHouseAddr(t testing.TB) string {
+	t.Helper()
+	Integration(t)
+	return env("CLICKHOUSE_ADDR", "127.0.0.1:59000")
+}
+
+// RabbitURL returns the RabbitMQ AMQP URL ($RABBITMQ_URL).
+func RabbitURL(t testing.TB) string {
+	t.Helper()
+	Integration(t)
+	return env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:55672/")
+}
