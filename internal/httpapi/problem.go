@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"txn/internal/ledger"
+	"txn/internal/service"
 )
 
 // statusOf maps domain error codes to HTTP statuses (API.md).
@@ -26,6 +26,7 @@ var statusOf = map[ledger.Code]int{
 	ledger.CodeCurrencyMismatch:  http.StatusUnprocessableEntity,
 	ledger.CodeSameAccount:       http.StatusUnprocessableEntity,
 	ledger.CodeKeyReused:         http.StatusUnprocessableEntity,
+	ledger.CodeBalanceLimit:      http.StatusUnprocessableEntity,
 	ledger.CodeRateLimited:       http.StatusTooManyRequests,
 	ledger.CodeUnavailable:       http.StatusServiceUnavailable,
 }
@@ -44,6 +45,7 @@ var titles = map[ledger.Code]string{
 	ledger.CodeCurrencyMismatch:  "Currency mismatch",
 	ledger.CodeSameAccount:       "Same account",
 	ledger.CodeKeyReused:         "Idempotency key reused",
+	ledger.CodeBalanceLimit:      "Balance limit",
 	ledger.CodeRateLimited:       "Rate limited",
 	ledger.CodeUnavailable:       "Service unavailable",
 }
@@ -93,22 +95,10 @@ func writeProblem(w http.ResponseWriter, e *ledger.Error) {
 	writeJSONType(w, p.Status, "application/problem+json", p)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	writeJSONType(w, status, "application/json", v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { service.WriteJSON(w, status, v) }
 
 func writeJSONType(w http.ResponseWriter, status int, ctype string, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"code":"unavailable"}`, http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", ctype)
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	b = append(b, '\n')
-	_, _ = w.Write(b)
+	service.WriteJSONType(w, status, ctype, v)
 }
 
 func retryAfterSeconds(d time.Duration) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"txn/internal/ledger"
+	"txn/internal/service"
 )
 
 // RateLimiter decides whether a caller may make one more request.
@@ -23,20 +24,16 @@ type RateLimiter interface {
 	Allow(scope string) (ok bool, retryAfter time.Duration)
 }
 
-// Check is a named readiness check; Required ones make /readyz fail, others only report.
-type Check struct {
-	Name     string
-	Required bool
-	Run      func(ctx context.Context) error
-}
-
 // Deps is what the server needs.
 type Deps struct {
-	Ledger   *ledger.Service
-	Limiter  RateLimiter // optional
-	Checks   []Check
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
+	Ledger  *ledger.Service
+	Limiter RateLimiter // optional
+	// The read models; nil ones answer 503.
+	Activity  ActivityReader
+	Analytics AnalyticsReader
+	Checks    []service.Check
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry
 }
 
 type server struct {
@@ -86,10 +83,12 @@ func NewServer(d Deps) http.Handler {
 	api("GET /api/v1/transactions/{id}", s.getTransaction)
 	api("GET /api/v1/admin/reconciliation", s.reconciliation)
 	api("POST /api/v1/admin/purge", s.purge)
+	api("GET /api/v1/users/{id}/activity", s.listActivity)
+	api("GET /api/v1/admin/analytics", s.analytics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /readyz", service.ReadyHandler(func() []service.Check { return d.Checks }))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, ledger.Errorf(ledger.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
@@ -155,8 +154,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := func() error {
-			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok {
+			// The scheme is case-insensitive (RFC 9110).
+			scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
 				return ledger.Errorf(ledger.CodeUnauthorized, "a valid bearer token is required")
 			}
 			c, err := s.Ledger.Authenticate(r.Context(), strings.TrimSpace(token))
@@ -175,22 +175,4 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 			writeProblem(w, asDomain(r, s.Logger, err))
 		}
 	})
-}
-
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status := http.StatusOK
-	checks := map[string]string{}
-	for _, c := range s.Checks {
-		if err := c.Run(ctx); err != nil {
-			checks[c.Name] = "down: " + err.Error()
-			if c.Required {
-				status = http.StatusServiceUnavailable
-			}
-		} else {
-			checks[c.Name] = "ok"
-		}
-	}
-	writeJSON(w, status, map[string]any{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "checks": checks})
 }

@@ -22,6 +22,7 @@ const (
 	CodeCurrencyMismatch  Code = "currency_mismatch"
 	CodeSameAccount       Code = "same_account"
 	CodeKeyReused         Code = "idempotency_key_reused"
+	CodeBalanceLimit      Code = "balance_limit"
 	CodeRateLimited       Code = "rate_limited"
 	CodeUnavailable       Code = "unavailable"
 )

@@ -8,6 +8,9 @@ import (
 // MaxAmount is the largest amount one transaction may move, in minor units.
 const MaxAmount int64 = 1_000_000_000_000
 
+// MaxBalance bounds every balance (the external accounts' from below), far inside int64.
+const MaxBalance int64 = 1_000_000_000_000_000_000
+
 // ParseAmount accepts only a plain JSON integer literal: no fraction, exponent, sign or quotes,
 // so that 1.5, 1e3, "100" and values past int64 are rejected instead of rounded.
 func ParseAmount(raw []byte) (int64, string) {
@@ -59,4 +62,34 @@ XAF XCD XCG XOF XPF YER ZAR ZMW ZWG`
 func ValidCurrency(code string) bool {
 	_, ok := currencies[code]
 	return ok
+}
+
+// minorDigits lists the ISO 4217 currencies whose minor unit is not a hundredth.
+var minorDigits = map[string]int{
+	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
+	"UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}
+
+// FormatAmount renders minor units for people: 2500 USD is "25.00 USD", 2500 JPY "2500 JPY".
+func FormatAmount(amount int64, currency string) string {
+	digits, ok := minorDigits[currency]
+	if !ok {
+		digits = 2
+	}
+	neg := amount < 0
+	if neg {
+		amount = -amount
+	}
+	s := strconv.FormatInt(amount, 10)
+	if digits > 0 {
+		for len(s) <= digits {
+			s = "0" + s
+		}
+		s = s[:len(s)-digits] + "." + s[len(s)-digits:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s + " " + currency
 }

@@ -188,6 +188,9 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 		return nil, Errorf(CodeInsufficientFunds, "account %s has %d %s, %d needed",
 			from.ID, from.Balance, r.Currency, r.Amount)
 	}
+	if to.Balance > MaxBalance-r.Amount || from.Balance < -MaxBalance+r.Amount {
+		return nil, Errorf(CodeBalanceLimit, "a balance in %s would pass %d", r.Currency, MaxBalance)
+	}
 	from.Balance -= r.Amount
 	to.Balance += r.Amount
 	plan.Balances[from.ID] = from.Balance

@@ -183,6 +183,15 @@ func validName(name string) string {
 	if utf8.RuneCountInString(name) > 200 {
 		return "must be at most 200 characters"
 	}
+	return storableText(name)
+}
+
+// storableText returns why s cannot be stored as text, or "": PostgreSQL refuses NUL
+// characters and invalid UTF-8, and must never be the one to find out.
+func storableText(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		return "must be UTF-8 text without NUL characters"
+	}
 	return ""
 }
 
@@ -257,6 +266,9 @@ func (s *Service) User(ctx context.Context, c Caller, id uuid.UUID) (*User, erro
 func (s *Service) Users(ctx context.Context, c Caller, tag string, p ListParams) (Page[User], error) {
 	if !c.Admin {
 		return Page[User]{}, errForbidden
+	}
+	if tag != "" && !tagRE.MatchString(tag) {
+		return Page[User]{}, Invalid(FieldError{"tag", "must be 1-64 letters, digits or _.:-"})
 	}
 	return s.store.Users(ctx, tag, p)
 }
@@ -378,6 +390,8 @@ func (r TxRequest) Validate(c Caller) error {
 	}
 	if utf8.RuneCountInString(r.Description) > 500 {
 		fields = append(fields, FieldError{"description", "must be at most 500 characters"})
+	} else if msg := storableText(r.Description); msg != "" {
+		fields = append(fields, FieldError{"description", msg})
 	}
 	if len(fields) > 0 {
 		return Invalid(fields...)

@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"txn/internal/config"
 	"txn/internal/httpapi"
+	"txn/internal/kafka"
 	"txn/internal/ledger"
 	"txn/internal/postgres"
 	"txn/internal/redis"
+	"txn/internal/relay"
+	"txn/internal/service"
 )
 
 // Config is the processor's configuration; FromEnv reads it from the environment.
@@ -39,6 +41,10 @@ type Config struct {
 	Batch           ledger.BatcherConfig
 	ShutdownTimeout time.Duration
 	PprofAddr       string // serves net/http/pprof there when set; off by default
+	// RelayEnabled runs an outbox relay candidate in the process (one leads at a time).
+	RelayEnabled bool
+	KafkaBrokers string
+	KafkaTopic   string
 }
 
 // FromEnv reads the configuration; every variable has a default that fits the local stack.
@@ -61,6 +67,9 @@ func FromEnv(env *config.Env) (Config, error) {
 		},
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		PprofAddr:       env.String("PPROF_ADDR", ""),
+		RelayEnabled:    env.Bool("RELAY_ENABLED", true),
+		KafkaBrokers:    env.String("KAFKA_BROKERS", "127.0.0.1:59092"),
+		KafkaTopic:      env.String("KAFKA_TOPIC", "txn.events"),
 	}
 	return c, env.Err()
 }
@@ -96,6 +105,7 @@ type App struct {
 	handler http.Handler
 	batcher *ledger.Batcher
 	limiter *redis.Limiter
+	relay   *relay.Relay
 	closers []func()
 }
 
@@ -118,8 +128,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.closers = append(a.closers, func() { _ = rdb.Close() })
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	m := newMetrics(reg)
 	store.OnAmbiguousCommit = func(committed bool, cause error) {
 		m.ambiguous.WithLabelValues(fmt.Sprint(committed)).Inc()
@@ -160,12 +169,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			log.Debug("API key cache unavailable", "op", op, "err", err)
 		},
 	})
+	if cfg.RelayEnabled {
+		r, closeRelay, err := NewRelay(RelayConfig{DirectURL: cfg.DirectURL, Brokers: kafka.Brokers(cfg.KafkaBrokers),
+			Topic: cfg.KafkaTopic}, log, reg)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.relay = r
+		a.closers = append(a.closers, closeRelay)
+	}
 	a.handler = httpapi.NewServer(httpapi.Deps{
 		Ledger:   svc,
 		Limiter:  a.limiter,
 		Logger:   log,
 		Registry: reg,
-		Checks: []httpapi.Check{
+		Checks: []service.Check{
 			{Name: "postgres", Required: true, Run: store.Ping},
 			{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
@@ -185,6 +204,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.limiter.Run(gctx) })
+	if a.relay != nil {
+		g.Go(func() error { return a.relay.Run(gctx) })
+	}
 	g.Go(func() error {
 		a.log.Info("listening", "addr", ln.Addr().String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

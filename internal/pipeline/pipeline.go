@@ -1,0 +1,191 @@
+// Package pipeline turns transaction events into their downstream effects: an analytics row,
+// activity items for each side's user and a notification task per affected user. Every effect
+// has an id derived from the event id, so applying an event twice changes nothing.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"txn/internal/event"
+	"txn/internal/ledger"
+)
+
+// PermanentError marks input that no retry can fix: it goes to the dead-letter topic.
+type PermanentError struct{ Reason string }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Reason }
+
+// Decode parses and checks one event.
+func Decode(b []byte) (*event.Event, error) {
+	var ev event.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return nil, &PermanentError{Reason: "not an event: " + err.Error()}
+	}
+	t := ev.Transaction
+	switch {
+	case ev.Version != event.Version:
+		return nil, &PermanentError{Reason: fmt.Sprintf("unknown event version %d", ev.Version)}
+	case ev.Type != event.TypeTransactionCompleted:
+		return nil, &PermanentError{Reason: fmt.Sprintf("unknown event type %q", ev.Type)}
+	case ev.ID == uuid.Nil || t.ID == uuid.Nil:
+		return nil, &PermanentError{Reason: "event without id or transaction id"}
+	case t.Amount < 1 || !ledger.ValidCurrency(t.Currency):
+		return nil, &PermanentError{Reason: "event with an invalid amount or currency"}
+	case t.FromAccountID == nil && t.ToAccountID == nil:
+		return nil, &PermanentError{Reason: "event without accounts"}
+	case (t.FromAccountID != nil) != (t.FromUserID != nil) || (t.ToAccountID != nil) != (t.ToUserID != nil):
+		return nil, &PermanentError{Reason: "event with an account but no owner"}
+	}
+	switch ledger.TxType(t.Type) {
+	case ledger.Deposit, ledger.Withdrawal, ledger.Transfer:
+	default:
+		return nil, &PermanentError{Reason: fmt.Sprintf("unknown transaction type %q", t.Type)}
+	}
+	return &ev, nil
+}
+
+// AnalyticsRow is one transaction in the analytics store, keyed by its event id.
+type AnalyticsRow struct {
+	EventID       uuid.UUID
+	TransactionID uuid.UUID
+	Type          string
+	Currency      string
+	Amount        int64
+	FromAccountID uuid.UUID // uuid.Nil when absent
+	ToAccountID   uuid.UUID
+	FromUserID    uuid.UUID
+	ToUserID      uuid.UUID
+	Description   string
+	CreatedAt     time.Time
+}
+
+func nz(p *uuid.UUID) uuid.UUID {
+	if p == nil {
+		return uuid.Nil
+	}
+	return *p
+}
+
+// RowOf is the event's analytics row.
+func RowOf(ev *event.Event) AnalyticsRow {
+	t := ev.Transaction
+	return AnalyticsRow{EventID: ev.ID, TransactionID: t.ID, Type: t.Type, Currency: t.Currency, Amount: t.Amount,
+		FromAccountID: nz(t.FromAccountID), ToAccountID: nz(t.ToAccountID),
+		FromUserID: nz(t.FromUserID), ToUserID: nz(t.ToUserID),
+		Description: t.Description, CreatedAt: t.CreatedAt}
+}
+
+// Activity is one item of a user's activity feed (API.md), signed for that user.
+type Activity struct {
+	ID                    string     `json:"id"`
+	UserID                uuid.UUID  `json:"-"`
+	EventID               uuid.UUID  `json:"event_id"`
+	TransactionID         uuid.UUID  `json:"transaction_id"`
+	Type                  string     `json:"type"`
+	Amount                int64      `json:"amount"`
+	Currency              string     `json:"currency"`
+	AccountID             uuid.UUID  `json:"account_id"`
+	CounterpartyAccountID *uuid.UUID `json:"counterparty_account_id"`
+	CreatedAt             time.Time  `json:"created_at"`
+}
+
+var effectNS = uuid.MustParse("3b0f1d6a-5c2e-4e8b-9f7a-1d2c3b4a5e6f")
+
+// effectID derives a stable id for one effect of an event.
+func effectID(eventID uuid.UUID, what string) uuid.UUID {
+	return uuid.NewSHA1(effectNS, append(eventID[:], what...))
+}
+
+// ActivitiesOf gives each side's user its item: a deposit its receiver, a withdrawal its
+// sender, a transfer both.
+func ActivitiesOf(ev *event.Event) []Activity {
+	t := ev.Transaction
+	var out []Activity
+	if t.FromAccountID != nil {
+		out = append(out, Activity{ID: effectID(ev.ID, "activity:debit").String(), UserID: *t.FromUserID,
+			EventID: ev.ID, TransactionID: t.ID, Type: t.Type, Amount: -t.Amount, Currency: t.Currency,
+			AccountID: *t.FromAccountID, CounterpartyAccountID: t.ToAccountID, CreatedAt: t.CreatedAt})
+	}
+	if t.ToAccountID != nil {
+		out = append(out, Activity{ID: effectID(ev.ID, "activity:credit").String(), UserID: *t.ToUserID,
+			EventID: ev.ID, TransactionID: t.ID, Type: t.Type, Amount: t.Amount, Currency: t.Currency,
+			AccountID: *t.ToAccountID, CounterpartyAccountID: t.FromAccountID, CreatedAt: t.CreatedAt})
+	}
+	return out
+}
+
+// Task asks the notifier to tell one user about one transaction.
+type Task struct {
+	NotificationID uuid.UUID `json:"notification_id"`
+	EventID        uuid.UUID `json:"event_id"`
+	UserID         uuid.UUID `json:"user_id"`
+	TransactionID  uuid.UUID `json:"transaction_id"`
+	Kind           string    `json:"kind"`
+	Message        string    `json:"message"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+	CreatedAt      time.Time `json:"created_at"`
+	RequestID      string    `json:"request_id,omitempty"`
+}
+
+// TasksOf notifies each side's user once per transaction. A transfer between two accounts of
+// the same user still gives that user two notifications: one sent, one received.
+func TasksOf(ev *event.Event) []Task {
+	t := ev.Transaction
+	amount := ledger.FormatAmount(t.Amount, t.Currency)
+	task := func(side string, user uuid.UUID, kind, msg string) Task {
+		return Task{NotificationID: effectID(ev.ID, "notification:"+side), EventID: ev.ID, UserID: user,
+			TransactionID: t.ID, Kind: kind, Message: msg, Amount: t.Amount, Currency: t.Currency,
+			CreatedAt: t.CreatedAt, RequestID: ev.RequestID}
+	}
+	var out []Task
+	switch ledger.TxType(t.Type) {
+	case ledger.Deposit:
+		out = append(out, task("credit", *t.ToUserID, "deposit_received", "Deposit of "+amount+" received"))
+	case ledger.Withdrawal:
+		out = append(out, task("debit", *t.FromUserID, "withdrawal_completed", "Withdrawal of "+amount+" completed"))
+	case ledger.Transfer:
+		out = append(out,
+			task("debit", *t.FromUserID, "transfer_sent", "Transfer of "+amount+" sent"),
+			task("credit", *t.ToUserID, "transfer_received", "Transfer of "+amount+" received"))
+	}
+	return out
+}
+
+// Ports the consumer writes through; each must be idempotent on the ids it is given.
+type (
+	AnalyticsWriter interface {
+		InsertTransactions(ctx context.Context, rows []AnalyticsRow) error
+	}
+	ActivityWriter interface {
+		UpsertActivities(ctx context.Context, items []Activity) error
+	}
+	TaskPublisher interface {
+		PublishTasks(ctx context.Context, tasks []Task) error
+	}
+)
+
+// Analytics is the answer of GET /admin/analytics.
+type Analytics struct {
+	From   time.Time       `json:"from"`
+	To     time.Time       `json:"to"`
+	Total  Volume          `json:"total"`
+	ByType []TypeAnalytics `json:"by_type"`
+}
+
+type Volume struct {
+	Count  int64 `json:"count"`
+	Volume int64 `json:"volume"`
+}
+
+type TypeAnalytics struct {
+	Type     string `json:"type"`
+	Currency string `json:"currency"`
+	Count    int64  `json:"count"`
+	Volume   int64  `json:"volume"`
+}

@@ -1,0 +1,219 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"txn/internal/event"
+)
+
+func ptr(id uuid.UUID) *uuid.UUID { return &id }
+
+func transferEvent() *event.Event {
+	return &event.Event{Version: event.Version, ID: uuid.New(), Type: event.TypeTransactionCompleted,
+		OccurredAt: time.Now().UTC(), Transaction: event.Transaction{
+			ID: uuid.New(), Type: "transfer", Amount: 2500, Currency: "USD",
+			FromAccountID: ptr(uuid.New()), ToAccountID: ptr(uuid.New()),
+			FromUserID: ptr(uuid.New()), ToUserID: ptr(uuid.New()), CreatedAt: time.Now().UTC()}}
+}
+
+func encode(t *testing.T, ev *event.Event) []byte {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeRejectsWhatIsNotAnEvent(t *testing.T) {
+	good := transferEvent()
+	if _, err := Decode(encode(t, good)); err != nil {
+		t.Fatalf("valid event refused: %v", err)
+	}
+	cases := map[string]func(*event.Event){
+		"version":  func(e *event.Event) { e.Version = 2 },
+		"type":     func(e *event.Event) { e.Type = "user.created" },
+		"no id":    func(e *event.Event) { e.ID = uuid.Nil },
+		"amount":   func(e *event.Event) { e.Transaction.Amount = 0 },
+		"currency": func(e *event.Event) { e.Transaction.Currency = "XXX" },
+		"tx type":  func(e *event.Event) { e.Transaction.Type = "refund" },
+		"owner":    func(e *event.Event) { e.Transaction.ToUserID = nil },
+		"accounts": func(e *event.Event) {
+			e.Transaction.FromAccountID, e.Transaction.ToAccountID = nil, nil
+			e.Transaction.FromUserID, e.Transaction.ToUserID = nil, nil
+		},
+	}
+	for name, mutate := range cases {
+		ev := transferEvent()
+		mutate(ev)
+		_, err := Decode(encode(t, ev))
+		var perm *PermanentError
+		if !errors.As(err, &perm) {
+			t.Errorf("%s: got %v, want a PermanentError", name, err)
+		}
+	}
+	for _, raw := range []string{``, `{`, `[]`, `"x"`, `{"version": "1"}`} {
+		if _, err := Decode([]byte(raw)); err == nil {
+			t.Errorf("%q decoded", raw)
+		}
+	}
+}
+
+func TestEffectsAreDeterministicAndSigned(t *testing.T) {
+	ev := transferEvent()
+	a1, a2 := ActivitiesOf(ev), ActivitiesOf(ev)
+	if len(a1) != 2 || a1[0].ID != a2[0].ID || a1[1].ID != a2[1].ID || a1[0].ID == a1[1].ID {
+		t.Fatalf("activities not stable and distinct: %+v", a1)
+	}
+	if a1[0].Amount != -2500 || a1[0].UserID != *ev.Transaction.FromUserID || *a1[0].CounterpartyAccountID != *ev.Transaction.ToAccountID {
+		t.Errorf("sender's item: %+v", a1[0])
+	}
+	if a1[1].Amount != 2500 || a1[1].UserID != *ev.Transaction.ToUserID || a1[1].AccountID != *ev.Transaction.ToAccountID {
+		t.Errorf("receiver's item: %+v", a1[1])
+	}
+	t1, t2 := TasksOf(ev), TasksOf(ev)
+	if len(t1) != 2 || t1[0].NotificationID != t2[0].NotificationID || t1[0].NotificationID == t1[1].NotificationID {
+		t.Fatalf("tasks not stable and distinct: %+v", t1)
+	}
+	if t1[0].Kind != "transfer_sent" || !strings.Contains(t1[0].Message, "25.00 USD") {
+		t.Errorf("task: %+v", t1[0])
+	}
+	dep := transferEvent()
+	dep.Transaction.Type, dep.Transaction.FromAccountID, dep.Transaction.FromUserID = "deposit", nil, nil
+	if a := ActivitiesOf(dep); len(a) != 1 || a[0].Amount != 2500 || a[0].CounterpartyAccountID != nil {
+		t.Errorf("deposit activity: %+v", a)
+	}
+	if ts := TasksOf(dep); len(ts) != 1 || ts[0].Kind != "deposit_received" {
+		t.Errorf("deposit tasks: %+v", ts)
+	}
+	if other := transferEvent(); ActivitiesOf(other)[0].ID == a1[0].ID {
+		t.Error("two events share an activity id")
+	}
+}
+
+// sink is an in-memory store that fails as told.
+type sink struct {
+	applied map[uuid.UUID]int
+	fail    func(ev *event.Event) error // per event; nil: accept
+	down    bool
+}
+
+func (s *sink) apply(_ context.Context, evs []*event.Event) error {
+	if s.down {
+		return errors.New("connection refused")
+	}
+	for _, ev := range evs {
+		if s.fail != nil {
+			if err := s.fail(ev); err != nil {
+				return err // a failing event fails its whole batch, as a store would
+			}
+		}
+	}
+	for _, ev := range evs {
+		s.applied[ev.ID]++
+	}
+	return nil
+}
+
+type dlq struct{ letters []DeadLetter }
+
+func (d *dlq) DeadLetter(_ context.Context, dls []DeadLetter) error {
+	d.letters = append(d.letters, dls...)
+	return nil
+}
+
+func messages(t *testing.T, evs ...*event.Event) []Message {
+	var msgs []Message
+	for i, ev := range evs {
+		msgs = append(msgs, Message{Offset: int64(i), Value: encode(t, ev)})
+	}
+	return msgs
+}
+
+func newProcessor(s *sink, d *dlq) *Processor {
+	return NewProcessor(Sink{Name: "test", Apply: s.apply, Ping: func(context.Context) error {
+		if s.down {
+			return errors.New("down")
+		}
+		return nil
+	}}, d, ProcessConfig{Backoff: time.Millisecond, MaxFailures: 3})
+}
+
+func TestProcessorDeadLettersMalformedAndKeepsGoing(t *testing.T) {
+	s, d := &sink{applied: map[uuid.UUID]int{}}, &dlq{}
+	a, b := transferEvent(), transferEvent()
+	msgs := messages(t, a, b)
+	msgs = append(msgs[:1], append([]Message{{Offset: 9, Value: []byte("not json")}}, msgs[1:]...)...)
+	if err := newProcessor(s, d).Process(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if s.applied[a.ID] != 1 || s.applied[b.ID] != 1 || len(d.letters) != 1 || d.letters[0].Msg.Offset != 9 {
+		t.Fatalf("applied %v, dead letters %+v", s.applied, d.letters)
+	}
+}
+
+func TestProcessorIsolatesPoison(t *testing.T) {
+	a, poison, b := transferEvent(), transferEvent(), transferEvent()
+	s := &sink{applied: map[uuid.UUID]int{}, fail: func(ev *event.Event) error {
+		if ev.ID == poison.ID {
+			return errors.New("value out of range")
+		}
+		return nil
+	}}
+	d := &dlq{}
+	if err := newProcessor(s, d).Process(context.Background(), messages(t, a, poison, b)); err != nil {
+		t.Fatal(err)
+	}
+	if s.applied[a.ID] != 1 || s.applied[b.ID] != 1 || s.applied[poison.ID] != 0 {
+		t.Errorf("applied %v", s.applied)
+	}
+	if len(d.letters) != 1 || d.letters[0].Msg.Offset != 1 || !strings.Contains(d.letters[0].Reason, "out of range") {
+		t.Errorf("dead letters %+v", d.letters)
+	}
+}
+
+func TestProcessorWaitsOutAnOutageWithoutDeadLettering(t *testing.T) {
+	s, d := &sink{applied: map[uuid.UUID]int{}, down: true}, &dlq{}
+	p := newProcessor(s, d)
+	evs := []*event.Event{transferEvent(), transferEvent(), transferEvent(), transferEvent()}
+	msgs := messages(t, evs...)
+	for round := 0; round < 5; round++ {
+		if err := p.Process(context.Background(), msgs); err == nil {
+			t.Fatal("a batch was reported applied while the store is down")
+		}
+	}
+	if len(d.letters) != 0 {
+		t.Fatalf("dead-lettered during an outage: %+v", d.letters)
+	}
+	s.down = false
+	if err := p.Process(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if s.applied[ev.ID] != 1 {
+			t.Errorf("event %s applied %d times", ev.ID, s.applied[ev.ID])
+		}
+	}
+}
+
+func TestProcessorDeadLettersALonePoisonOnceTheStoreAnswers(t *testing.T) {
+	poison := transferEvent()
+	s := &sink{applied: map[uuid.UUID]int{}, fail: func(*event.Event) error { return errors.New("rejected") }}
+	d := &dlq{}
+	p := newProcessor(s, d)
+	msgs := messages(t, poison)
+	var err error
+	rounds := 0
+	for err = errors.New("start"); err != nil && rounds < 10; rounds++ {
+		err = p.Process(context.Background(), msgs)
+	}
+	if err != nil || rounds != 3 || len(d.letters) != 1 {
+		t.Fatalf("after %d rounds: err %v, dead letters %d", rounds, err, len(d.letters))
+	}
+}

@@ -1,0 +1,146 @@
+// Package relay moves outbox rows to the event log. Exactly one relay leads at a time (the
+// others stand by and take over when it dies); rows are removed only after the log acknowledged
+// them, so a crash between the two re-sends a batch and never loses one: consumers are
+// idempotent on the event id.
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Record is one outbox row.
+type Record struct {
+	ID        int64
+	Key       string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// Session is the leader's hold on the outbox; it ends when its connection does.
+type Session interface {
+	// Fetch returns the oldest rows that can no longer be preceded by a row of a transaction
+	// still in flight, in commit order per account.
+	Fetch(ctx context.Context, limit int) ([]Record, error)
+	Delete(ctx context.Context, ids []int64) error
+	Close()
+}
+
+// Leader hands out the outbox to one relay at a time.
+type Leader interface {
+	// TryLead returns a Session if this relay now leads, or ErrNotLeader.
+	TryLead(ctx context.Context) (Session, error)
+}
+
+// ErrNotLeader means another relay leads.
+var ErrNotLeader = errors.New("relay: another relay leads")
+
+// Producer writes records to the log and returns once every one is acknowledged.
+type Producer interface {
+	Produce(ctx context.Context, recs []Record) error
+}
+
+// Config tunes a Relay; zero values take the defaults.
+type Config struct {
+	Batch   int           // rows per round (default 1000)
+	Poll    time.Duration // wait when the outbox is empty (default 10ms)
+	Standby time.Duration // how often a standby tries to take over (default 1s)
+	// Observe, when set, is told of every round: rows relayed and the age of the oldest.
+	Observe func(n int, lag time.Duration)
+	// Leading, when set, is told when this relay starts and stops leading.
+	Leading func(bool)
+}
+
+// Relay is one candidate relay.
+type Relay struct {
+	cfg      Config
+	leader   Leader
+	producer Producer
+	log      *slog.Logger
+}
+
+func New(leader Leader, producer Producer, log *slog.Logger, cfg Config) *Relay {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 10 * time.Millisecond
+	}
+	if cfg.Standby <= 0 {
+		cfg.Standby = time.Second
+	}
+	return &Relay{cfg: cfg, leader: leader, producer: producer, log: log}
+}
+
+// Run stands by or leads until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	for {
+		s, err := r.leader.TryLead(ctx)
+		if err == nil {
+			r.log.Info("relay leads")
+			r.leading(true)
+			err = r.lead(ctx, s)
+			s.Close()
+			r.leading(false)
+			if ctx.Err() == nil {
+				r.log.Warn("relay stopped leading", "err", err)
+			}
+		} else if !errors.Is(err, ErrNotLeader) && ctx.Err() == nil {
+			r.log.Warn("relay cannot reach the outbox", "err", err)
+		}
+		if !sleep(ctx, r.cfg.Standby) {
+			return nil
+		}
+	}
+}
+
+func (r *Relay) leading(b bool) {
+	if r.cfg.Leading != nil {
+		r.cfg.Leading(b)
+	}
+}
+
+func (r *Relay) lead(ctx context.Context, s Session) error {
+	ids := make([]int64, 0, r.cfg.Batch)
+	for {
+		recs, err := s.Fetch(ctx, r.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			if err := r.producer.Produce(ctx, recs); err != nil {
+				return err
+			}
+			ids = ids[:0]
+			for _, rec := range recs {
+				ids = append(ids, rec.ID)
+			}
+			if err := s.Delete(ctx, ids); err != nil {
+				return err
+			}
+		}
+		if r.cfg.Observe != nil {
+			var lag time.Duration
+			if len(recs) > 0 {
+				lag = time.Since(recs[0].CreatedAt)
+			}
+			r.cfg.Observe(len(recs), lag)
+		}
+		if len(recs) < r.cfg.Batch && !sleep(ctx, r.cfg.Poll) {
+			return ctx.Err()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
