@@ -18,6 +18,10 @@ type ConsumerConfig struct {
 	Brokers []string
 	Topic   string
 	Group   string
+	// InstanceID makes this a static member of the group: restarted after a crash with the
+	// same id, it takes its partitions back at once instead of after the dead member's session
+	// timeout. Each replica needs its own (the hostname by default); "" means a dynamic member.
+	InstanceID string
 	// MaxBatch and Linger bound how much is gathered before the batch is processed
 	// (defaults 5000 and 200ms).
 	MaxBatch int
@@ -39,15 +43,19 @@ func NewConsumer(cfg ConsumerConfig, log *slog.Logger) (*Consumer, error) {
 	if cfg.Linger <= 0 {
 		cfg.Linger = 200 * time.Millisecond
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.AllowAutoTopicCreation(),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -16,10 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"txn/internal/clickhouse"
 	"txn/internal/config"
 	"txn/internal/httpapi"
 	"txn/internal/kafka"
 	"txn/internal/ledger"
+	"txn/internal/mongo"
 	"txn/internal/postgres"
 	"txn/internal/redis"
 	"txn/internal/relay"
@@ -45,6 +47,10 @@ type Config struct {
 	RelayEnabled bool
 	KafkaBrokers string
 	KafkaTopic   string
+	// The read models' stores; empty ones answer 503.
+	MongoURL       string
+	ClickHouseAddr string
+	ClickHouseDB   string
 }
 
 // FromEnv reads the configuration; every variable has a default that fits the local stack.
@@ -70,6 +76,9 @@ func FromEnv(env *config.Env) (Config, error) {
 		RelayEnabled:    env.Bool("RELAY_ENABLED", true),
 		KafkaBrokers:    env.String("KAFKA_BROKERS", "127.0.0.1:59092"),
 		KafkaTopic:      env.String("KAFKA_TOPIC", "txn.events"),
+		MongoURL:        env.String("MONGO_URL", "mongodb://127.0.0.1:57017/txn"),
+		ClickHouseAddr:  env.String("CLICKHOUSE_ADDR", "127.0.0.1:59000"),
+		ClickHouseDB:    env.String("CLICKHOUSE_DATABASE", "txn"),
 	}
 	return c, env.Err()
 }
@@ -179,11 +188,27 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.relay = r
 		a.closers = append(a.closers, closeRelay)
 	}
+	var activity httpapi.ActivityReader
+	var analytics httpapi.AnalyticsReader
+	if cfg.MongoURL != "" {
+		l := &lazy[*mongo.Store]{open: func(ctx context.Context) (*mongo.Store, error) { return mongo.Open(ctx, cfg.MongoURL) }}
+		activity = activityReader{l}
+		a.closers = append(a.closers, func() { l.close(func(s *mongo.Store) { _ = s.Close(context.Background()) }) })
+	}
+	if cfg.ClickHouseAddr != "" {
+		l := &lazy[*clickhouse.Store]{open: func(ctx context.Context) (*clickhouse.Store, error) {
+			return clickhouse.Open(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDB)
+		}}
+		analytics = analyticsReader{l}
+		a.closers = append(a.closers, func() { l.close(func(s *clickhouse.Store) { _ = s.Close() }) })
+	}
 	a.handler = httpapi.NewServer(httpapi.Deps{
-		Ledger:   svc,
-		Limiter:  a.limiter,
-		Logger:   log,
-		Registry: reg,
+		Ledger:    svc,
+		Activity:  activity,
+		Analytics: analytics,
+		Limiter:   a.limiter,
+		Logger:    log,
+		Registry:  reg,
 		Checks: []service.Check{
 			{Name: "postgres", Required: true, Run: store.Ping},
 			{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

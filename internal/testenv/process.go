@@ -69,7 +69,11 @@ type Proc struct {
 // its output goes to a log file kept in the test's temp dir. It is stopped at cleanup.
 func StartProc(t testing.TB, name string, env ...string) *Proc {
 	t.Helper()
-	log, err := os.CreateTemp(t.TempDir(), name+"-*.log")
+	dir := os.Getenv("TEST_LOG_DIR") // keeps the services' logs after the test
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	log, err := os.CreateTemp(dir, name+"-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +83,7 @@ func StartProc(t testing.TB, name string, env ...string) *Proc {
 		p.Stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(log.Name()); err == nil {
-				t.Logf("--- %s log (last 4 KiB):\n%s", name, tail(b, 4096))
+				t.Logf("--- %s log (last 16 KiB):\n%s", name, tail(b, 16384))
 			}
 		}
 	})
