@@ -1,0 +1,258 @@
+// Package mongo is the MongoDB adapter: users' activity feeds, written by the consumer in
+// unordered bulk writes and read by the processor newest first with keyset pagination.
+//
+// Locally MongoDB is FerretDB v1 (cmd/mongolocal); docker compose runs real MongoDB. The package
+// uses only what both support: single-document writes in unordered bulks (no multi-document
+// transactions), finds with $or and compound sorts, compound indexes.
+package mongo
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"txn/internal/ledger"
+	"txn/internal/pipeline"
+)
+
+const (
+	defaultDatabase = "txn"
+	activityColl    = "activity"
+	defaultLimit    = 50
+	// deleteChunk bounds the $in list of one delete, keeping the command document small.
+	deleteChunk = 1000
+)
+
+// Store is the activity read model. It implements pipeline.ActivityWriter.
+type Store struct {
+	client   *mongo.Client
+	activity *mongo.Collection
+}
+
+var _ pipeline.ActivityWriter = (*Store)(nil)
+
+// Open prepares a client for url (a mongodb:// connection string whose path names the
+// database, "txn" when absent). It does not contact the server: the driver connects lazily
+// and reconnects by itself, so a service can start while MongoDB is down and Ping reports it.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cs, err := connstring.ParseAndValidate(url)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: %w", err)
+	}
+	db := cs.Database
+	if db == "" {
+		db = defaultDatabase
+	}
+	// Short selection and connect timeouts (the driver waits 30 s by default) so an unreachable
+	// server fails a write or a readiness check within seconds; options in the URL still win.
+	opts := options.Client().
+		SetServerSelectionTimeout(3 * time.Second).
+		SetConnectTimeout(3 * time.Second).
+		ApplyURI(url)
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: %w", err)
+	}
+	return &Store{client: client, activity: client.Database(db).Collection(activityColl)}, nil
+}
+
+// Close disconnects, waiting for in-flight operations until ctx ends.
+func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error { return s.client.Ping(ctx, nil) }
+
+// EnsureIndexes creates the indexes the queries rely on; it is idempotent.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	// Serves a user's feed newest first with the keyset of Activities, and by its user_id
+	// prefix DeleteActivities.
+	_, err := s.activity.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "user_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}},
+		Options: options.Index().SetName("user_feed"),
+	})
+	if err != nil {
+		return fmt.Errorf("mongo: create activity index: %w", err)
+	}
+	return nil
+}
+
+// activityDoc is an Activity as stored. Ids are strings, as the API shows them.
+type activityDoc struct {
+	ID                    string    `bson:"_id"`
+	UserID                string    `bson:"user_id"`
+	EventID               string    `bson:"event_id"`
+	TransactionID         string    `bson:"transaction_id"`
+	Type                  string    `bson:"type"`
+	Amount                int64     `bson:"amount"`
+	Currency              string    `bson:"currency"`
+	AccountID             string    `bson:"account_id"`
+	CounterpartyAccountID *string   `bson:"counterparty_account_id"`
+	CreatedAt             time.Time `bson:"created_at"`
+	// BSON dates hold milliseconds but transactions carry microseconds: the rest is kept here
+	// so the feed shows the transaction's exact time. Sorting needs only created_at and _id.
+	CreatedAtSubMs int32 `bson:"created_at_sub_ms_ns"`
+}
+
+func toDoc(a pipeline.Activity) activityDoc {
+	d := activityDoc{
+		ID: a.ID, UserID: a.UserID.String(), EventID: a.EventID.String(), TransactionID: a.TransactionID.String(),
+		Type: a.Type, Amount: a.Amount, Currency: a.Currency, AccountID: a.AccountID.String(),
+		CreatedAt:      a.CreatedAt.UTC().Truncate(time.Millisecond),
+		CreatedAtSubMs: int32(a.CreatedAt.Nanosecond() % int(time.Millisecond)),
+	}
+	if a.CounterpartyAccountID != nil {
+		s := a.CounterpartyAccountID.String()
+		d.CounterpartyAccountID = &s
+	}
+	return d
+}
+
+func (d activityDoc) activity() (pipeline.Activity, error) {
+	a := pipeline.Activity{ID: d.ID, Type: d.Type, Amount: d.Amount, Currency: d.Currency,
+		CreatedAt: d.CreatedAt.UTC().Add(time.Duration(d.CreatedAtSubMs))}
+	var err error
+	parse := func(s string) uuid.UUID {
+		id, e := uuid.Parse(s)
+		if e != nil && err == nil {
+			err = fmt.Errorf("mongo: activity %s: bad id %q: %w", d.ID, s, e)
+		}
+		return id
+	}
+	a.UserID, a.EventID, a.TransactionID, a.AccountID = parse(d.UserID), parse(d.EventID), parse(d.TransactionID), parse(d.AccountID)
+	if d.CounterpartyAccountID != nil {
+		id := parse(*d.CounterpartyAccountID)
+		a.CounterpartyAccountID = &id
+	}
+	return a, err
+}
+
+// UpsertActivities writes items in one unordered bulk insert. Items are keyed by their
+// deterministic id, so an item already stored fails with a duplicate key, which means "done":
+// redelivery changes nothing. Any other failure, even of one item in a partly applied batch,
+// is returned, and the caller retries the whole batch.
+//
+// Why inserts, not upserts by _id: on FerretDB v1 (SQLite) a bulk of 1,000 upserts took 13.9 s
+// against ~0.1 s for 1,000 inserts, and a bulk of upserts matching existing documents hung the
+// database for good (its update holds each statement's iterator open until the command ends,
+// exhausting its 100-connection pool). Real MongoDB handles both; inserts suit both.
+func (s *Store) UpsertActivities(ctx context.Context, items []pipeline.Activity) error {
+	if len(items) == 0 {
+		return nil
+	}
+	docs := make([]activityDoc, len(items))
+	for i, a := range items {
+		docs[i] = toDoc(a)
+	}
+	_, err := s.activity.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil || onlyDuplicates(err) {
+		return nil
+	}
+	return fmt.Errorf("mongo: write %d activities: %w", len(items), err)
+}
+
+// onlyDuplicates reports whether err is a bulk write whose every failure is a duplicate key
+// and which has no write concern error. mongo.IsDuplicateKeyError is not enough: it is true
+// when any one of the failures is a duplicate. A duplicate can only be of _id, the
+// collection's one unique index (FerretDB's message does not name the index to check it).
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
+}
+
+// Activities lists a user's feed newest first: created_at descending, then _id descending to
+// order items of the same millisecond, which the cursor also carries so no item is skipped or
+// repeated across pages.
+func (s *Store) Activities(ctx context.Context, userID uuid.UUID, p ledger.ListParams) (ledger.Page[pipeline.Activity], error) {
+	limit := p.Limit
+	if limit < 1 {
+		limit = defaultLimit // 0 would mean "no limit" to MongoDB
+	}
+	filter := bson.D{{Key: "user_id", Value: userID.String()}}
+	if p.Cursor != "" {
+		at, id, err := decodeCursor(p.Cursor)
+		if err != nil {
+			return ledger.Page[pipeline.Activity]{}, err
+		}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: at}}}},
+			bson.D{{Key: "created_at", Value: at}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}}},
+		}})
+	}
+	cur, err := s.activity.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(int64(limit)+1)) // one more tells whether another page follows
+	if err != nil {
+		return ledger.Page[pipeline.Activity]{}, fmt.Errorf("mongo: find activities: %w", err)
+	}
+	var docs []activityDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return ledger.Page[pipeline.Activity]{}, fmt.Errorf("mongo: read activities: %w", err)
+	}
+	page := ledger.Page[pipeline.Activity]{Items: make([]pipeline.Activity, 0, min(len(docs), limit))}
+	if len(docs) > limit {
+		docs = docs[:limit]
+		last := docs[limit-1]
+		page.Next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	for _, d := range docs {
+		a, err := d.activity()
+		if err != nil {
+			return ledger.Page[pipeline.Activity]{}, err
+		}
+		page.Items = append(page.Items, a)
+	}
+	return page, nil
+}
+
+// DeleteActivities removes every activity of the given users and returns how many it removed.
+func (s *Store) DeleteActivities(ctx context.Context, userIDs []uuid.UUID) (int64, error) {
+	var deleted int64
+	for start := 0; start < len(userIDs); start += deleteChunk {
+		chunk := userIDs[start:min(start+deleteChunk, len(userIDs))]
+		ids := make(bson.A, len(chunk))
+		for i, id := range chunk {
+			ids[i] = id.String()
+		}
+		res, err := s.activity.DeleteMany(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		if err != nil {
+			return deleted, fmt.Errorf("mongo: delete activities: %w", err)
+		}
+		deleted += res.DeletedCount
+	}
+	return deleted, nil
+}
+
+// --- cursor: base64url of created_at (Unix milliseconds, 8 bytes big-endian) then the _id ---
+
+var badCursor = ledger.Invalid(ledger.FieldError{Field: "cursor", Message: "is not a cursor this list returned"})
+
+func encodeCursor(at time.Time, id string) string {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(at.UnixMilli()))
+	return base64.RawURLEncoding.EncodeToString(append(b, id...))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) <= 8 || !utf8.Valid(b[8:]) {
+		return time.Time{}, "", badCursor
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))).UTC(), string(b[8:]), nil
+}
