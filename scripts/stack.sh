@@ -39,7 +39,10 @@ RABBITMQ_BIN=/usr/lib/rabbitmq/bin # not /usr/sbin: those wrappers switch user a
 # ready_<name> and stop_<name> functions below.
 SERVERS=(postgres pgbouncer redis kafka mongo clickhouse rabbitmq)
 # Go services: each is cmd/<name>, listening on the port in its *_ADDR variable.
-SERVICES=(processor)
+SERVICES=()
+for s in processor consumer notifier loadtest; do
+	[[ -d $ROOT/cmd/$s ]] && SERVICES+=("$s")
+done
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "stack: $*"; exit 1; }
@@ -366,6 +369,9 @@ service_env() {
 		RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/}
 		PROCESSOR_ADDR=${PROCESSOR_ADDR:-127.0.0.1:8000}
 		PROCESSOR_URL=${PROCESSOR_URL:-http://127.0.0.1:8000}
+		LOADTEST_ADDR=${LOADTEST_ADDR:-127.0.0.1:8001}
+		CONSUMER_ADDR=${CONSUMER_ADDR:-127.0.0.1:8002}
+		NOTIFIER_ADDR=${NOTIFIER_ADDR:-127.0.0.1:8003}
 	EOF
 	local v
 	for v in LOG_LEVEL RATE_LIMIT_RPS ADMIN_RATE_LIMIT_RPS WEBHOOK_ALLOW_PRIVATE BATCH_MAX BATCH_WORKERS BATCH_LINGER; do
@@ -435,7 +441,7 @@ case ${1:-} in
 up)
 	servers_up
 	services_up
-	echo "processor: $(service_env | sed -n 's/^PROCESSOR_URL=//p')"
+	for svc in "${SERVICES[@]}"; do echo "$svc: http://$(service_addr "$svc")"; done
 	if [[ $RABBITMQ_MANAGEMENT == 1 ]]; then
 		echo "rabbitmq management: http://127.0.0.1:$RABBITMQ_MGMT_PORT (guest/guest)"
 	fi

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package loadgen
+
+import "time"
+
+const hasPreciseSleep = false
+
+func preciseSleepUntil(time.Time) {}
