@@ -23,6 +23,7 @@ build:
 # Integration tests need the servers; they start (or reuse) the local ones.
 test:
 	@$(STACK) servers
+	@scripts/ensure-test-tools.sh
 	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
 
 test-unit:
