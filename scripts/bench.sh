@@ -20,6 +20,26 @@ PG_PORT=${PG_PORT:-55432}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-56432}
 export PGPASSWORD=txn
 
+# CPU accounting: clock ticks used by processes, read from /proc, so the comparison is per unit of
+# work and holds even when other work shares the machine.
+ticks() { # pids... -> utime+stime summed
+	local t=0 p f
+	for p in "$@"; do
+		[[ -r /proc/$p/stat ]] || continue
+		f=$(sed 's/^.*) //' "/proc/$p/stat")
+		t=$((t + $(echo "$f" | awk '{ print $12 + $13 }')))
+	done
+	echo "$t"
+}
+pg_pids() { # the local PostgreSQL's backends and PgBouncer
+	local pm; pm=$(head -1 "$(readlink -f "$STATE/run/postgres.pidref")")
+	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+}
+bouncer_pid() { cat "$STATE/run/pgbouncer.pid"; }
+per_k() { # ticks, count -> CPU milliseconds per 1000
+	awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz * 1000 / n }'
+}
+
 psql_admin() { psql -h 127.0.0.1 -p "$PG_PORT" -U txn -d txn -qAt -v ON_ERROR_STOP=1 "$@"; }
 
 # pgbench's reference: TPC-B-like, scale 10, through PgBouncer (simple protocol: transaction
@@ -29,9 +49,14 @@ if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'bench_pgben
 	pgbench -h 127.0.0.1 -p "$PG_PORT" -U txn -i -s 10 -q bench_pgbench >/dev/null 2>&1
 fi
 echo "== pgbench TPC-B-like, scale 10, $PGBENCH_CLIENTS clients, ${DURATION}s, through PgBouncer"
-pgbench_tps=$(pgbench -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U txn -c "$PGBENCH_CLIENTS" -j 2 -T "$DURATION" -M simple bench_pgbench 2>/dev/null |
-	sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-echo "pgbench tps=$pgbench_tps"
+pg0=$(ticks $(pg_pids)) pb0=$(ticks "$(bouncer_pid)")
+pgbench -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U txn -c "$PGBENCH_CLIENTS" -j 2 -T "$DURATION" -M simple bench_pgbench >"$STATE/pgbench.out" 2>&1 &
+wait $!
+pgbench_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$STATE/pgbench.out")
+pgbench_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$STATE/pgbench.out")
+pg_cpu=$(per_k $(($(ticks $(pg_pids)) - pg0)) "$pgbench_n")
+pb_cpu=$(per_k $(($(ticks "$(bouncer_pid)") - pb0)) "$pgbench_n")
+echo "pgbench tps=$pgbench_tps; CPU ms per 1000 transactions: postgres $pg_cpu, pgbouncer $pb_cpu"
 
 # The processor on a fresh database, as a separate process like in production.
 psql_admin -c "DROP DATABASE IF EXISTS bench_processor WITH (FORCE)" -c "CREATE DATABASE bench_processor"
@@ -48,9 +73,15 @@ for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 
 
 bench() { # label, txbench flags...
 	local label=$1; shift
-	echo "== processor: $label"
+	echo "== processor: $label" >&2
+	local pg0 pb0 pr0 n
+	pg0=$(ticks $(pg_pids)) pb0=$(ticks "$(bouncer_pid)") pr0=$(ticks $pid)
 	"$STATE/bin/txbench" -url "http://127.0.0.1:$PORT" -token "$token" -clients "$CLIENTS" \
-		-duration "${DURATION}s" "$@" | tee "$STATE/bench.last" >&2
+		-duration "${DURATION}s" -warmup 0s "$@" >"$STATE/bench.last"
+	cat "$STATE/bench.last" >&2
+	# CPU over the whole txbench run (setup included) per transfer measured
+	n=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' "$STATE/bench.last")
+	echo "CPU ms per 1000 transfers: processor $(per_k $(($(ticks $pid) - pr0)) "$n"), postgres $(per_k $(($(ticks $(pg_pids)) - pg0)) "$n"), pgbouncer $(per_k $(($(ticks "$(bouncer_pid)") - pb0)) "$n")" >&2
 	sed -n 's/^transfers\/s=\([0-9]*\).*/\1/p' "$STATE/bench.last"
 }
 uniform=$(bench "transfers among 1000 accounts, $CLIENTS clients" -hot 0 | tail -1)

@@ -409,7 +409,14 @@ servers_up() {
 	local s
 	for s in "${SERVERS[@]}"; do
 		if ! "running_$s"; then
-			"start_$s"
+			# Our ports lie in the kernel's ephemeral range, so an outgoing connection can hold
+			# one for a moment: a failed start is tried once more (in a subshell, as die exits).
+			if ! ("start_$s"); then
+				"stop_$s" || true
+				log "stack: retrying $s"
+				sleep 2
+				"start_$s"
+			fi
 			log "started $s"
 		fi
 		wait_for "$s" 60 "ready_$s"
