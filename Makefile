@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench build fmt vet
+.PHONY: up down status logs test test-unit bench build fmt vet compose-config
 
 up:
 	@$(STACK) up
@@ -25,6 +25,7 @@ test:
 	@$(STACK) servers
 	@scripts/ensure-test-tools.sh
 	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
+	@scripts/check-deploy.sh
 
 test-unit:
 	$(GO) test -short -count=1 ./...
@@ -38,3 +39,8 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+# docker-compose.yml as Docker Compose resolves it (observability profile included); fails if invalid.
+compose-config:
+	@if docker compose version >/dev/null 2>&1; then docker compose --profile observability config; \
+	else docker-compose --profile observability config; fi
