@@ -58,14 +58,15 @@ pg_cpu=$(per_k $(($(ticks $(pg_pids)) - pg0)) "$pgbench_n")
 pb_cpu=$(per_k $(($(ticks "$(bouncer_pid)") - pb0)) "$pgbench_n")
 echo "pgbench tps=$pgbench_tps; CPU ms per 1000 transactions: postgres $pg_cpu, pgbouncer $pb_cpu"
 
-# The processor on a fresh database, as a separate process like in production.
+# The processor on a fresh database, as a separate process like in production; its events stay
+# in its own outbox (no relay), so the benchmark does not flood the local pipeline.
 psql_admin -c "DROP DATABASE IF EXISTS bench_processor WITH (FORCE)" -c "CREATE DATABASE bench_processor"
 go build -o "$STATE/bin/processor" ./cmd/processor
 go build -o "$STATE/bin/txbench" ./cmd/txbench
 token=bench-$RANDOM$RANDOM
 DATABASE_URL="postgres://txn:txn@127.0.0.1:$PGBOUNCER_PORT/bench_processor?default_query_exec_mode=cache_describe" \
 	DATABASE_DIRECT_URL="postgres://txn:txn@127.0.0.1:$PG_PORT/bench_processor" \
-	PROCESSOR_ADDR=127.0.0.1:$PORT PPROF_ADDR=${BENCH_PPROF_ADDR:-} TXN_ADMIN_TOKEN=$token RATE_LIMIT_RPS=10000000 REDIS_PREFIX=bench: LOG_LEVEL=warn \
+	PROCESSOR_ADDR=127.0.0.1:$PORT RELAY_ENABLED=false PPROF_ADDR=${BENCH_PPROF_ADDR:-} TXN_ADMIN_TOKEN=$token RATE_LIMIT_RPS=10000000 REDIS_PREFIX=bench: LOG_LEVEL=warn \
 	"$STATE/bin/processor" >>"$STATE/logs/processor-bench.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
