@@ -72,6 +72,24 @@ func (e *Env) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
+// Durations reads a comma-separated list of durations (e.g. "1s,5s,25s").
+func (e *Env) Durations(key string, def []time.Duration) []time.Duration {
+	v, ok := e.lookup(key)
+	if !ok || strings.TrimSpace(v) == "" {
+		return def
+	}
+	var out []time.Duration
+	for _, s := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not a list of positive durations (e.g. 1s,5s,25s)", key, v))
+			return def
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 // Err returns every malformed variable met so far.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
 

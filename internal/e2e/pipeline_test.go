@@ -48,10 +48,8 @@ type pipeline struct {
 func startPipeline(t *testing.T, relays int) *pipeline {
 	t.Helper()
 	pl := &pipeline{t: t, topic: testenv.Unique("events"), brokers: testenv.KafkaBrokers(t),
-		chAddr: testenv.ClickHouseAddr(t), chDB: testenv.Unique("e2e"), mongoDB: testenv.Unique("e2e"),
-		rabbit: testenv.RabbitURL(t)}
-	pl.mongoURL = strings.TrimSuffix(strings.Split(testenv.MongoURL(t), "?")[0], "/")
-	pl.mongoURL = pl.mongoURL[:strings.LastIndex(pl.mongoURL, "/")+1] + pl.mongoDB
+		chAddr: testenv.ClickHouseAddr(t), chDB: testenv.Unique("e2e"), rabbit: testenv.RabbitURL(t)}
+	pl.mongoURL, pl.mongoDB = uniqueMongoURL(t)
 	q := testenv.Unique("notifications")
 	pl.topology = rabbitmq.Topology{Exchange: q, Queue: q, RetryDelays: []time.Duration{time.Second}}
 	pl.p = testenv.StartProcessor(t, func(c *processor.Config) {

@@ -8,12 +8,18 @@ import (
 	"github.com/google/uuid"
 
 	"txn/internal/ledger"
+	"txn/internal/notify"
 	"txn/internal/pipeline"
 )
 
 // ActivityReader serves users' activity feeds (MongoDB).
 type ActivityReader interface {
 	Activities(ctx context.Context, userID uuid.UUID, p ledger.ListParams) (ledger.Page[pipeline.Activity], error)
+}
+
+// NotificationReader serves users' notification inboxes (MongoDB).
+type NotificationReader interface {
+	Notifications(ctx context.Context, userID uuid.UUID, p ledger.ListParams) (ledger.Page[notify.Notification], error)
 }
 
 // AnalyticsReader serves transaction analytics (ClickHouse).
@@ -27,6 +33,25 @@ var errReadModelDown = ledger.Errorf(ledger.CodeUnavailable, "this read model is
 // 503 while the write path goes on.
 
 func (s *server) listActivity(w http.ResponseWriter, r *http.Request) error {
+	var read func(context.Context, uuid.UUID, ledger.ListParams) (ledger.Page[pipeline.Activity], error)
+	if s.Activity != nil {
+		read = s.Activity.Activities
+	}
+	return listUserReadModel(s, w, r, "activity", read)
+}
+
+func (s *server) listNotifications(w http.ResponseWriter, r *http.Request) error {
+	var read func(context.Context, uuid.UUID, ledger.ListParams) (ledger.Page[notify.Notification], error)
+	if s.Notifications != nil {
+		read = s.Notifications.Notifications
+	}
+	return listUserReadModel(s, w, r, "notifications", read)
+}
+
+// listUserReadModel answers a page of a user's read model to the admin or the user; read is
+// nil when the read model is not configured.
+func listUserReadModel[T any](s *server, w http.ResponseWriter, r *http.Request, what string,
+	read func(context.Context, uuid.UUID, ledger.ListParams) (ledger.Page[T], error)) error {
 	id, err := pathID(r, "user")
 	if err != nil {
 		return err
@@ -38,15 +63,15 @@ func (s *server) listActivity(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Ledger.User(r.Context(), caller(r), id); err != nil {
 		return err
 	}
-	if s.Activity == nil {
+	if read == nil {
 		return errReadModelDown
 	}
-	page, err := s.Activity.Activities(r.Context(), id, p)
+	page, err := read(r.Context(), id, p)
 	if err != nil {
 		if ledger.ErrorCode(err) == ledger.CodeValidation {
 			return err
 		}
-		s.Logger.WarnContext(r.Context(), "activity store failed", "err", err)
+		s.Logger.WarnContext(r.Context(), what+" store failed", "err", err)
 		return errReadModelDown
 	}
 	writeJSON(w, http.StatusOK, list(page))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"txn/internal/apidocs"
 	"txn/internal/ledger"
 	"txn/internal/service"
 )
@@ -29,11 +30,12 @@ type Deps struct {
 	Ledger  *ledger.Service
 	Limiter RateLimiter // optional
 	// The read models; nil ones answer 503.
-	Activity  ActivityReader
-	Analytics AnalyticsReader
-	Checks    []service.Check
-	Logger    *slog.Logger
-	Registry  *prometheus.Registry
+	Activity      ActivityReader
+	Notifications NotificationReader
+	Analytics     AnalyticsReader
+	Checks        []service.Check
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
 }
 
 type server struct {
@@ -66,7 +68,7 @@ func NewServer(d Deps) http.Handler {
 	}, []string{"route", "status"})
 	d.Registry.MustRegister(s.requests)
 
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	api := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		mux.Handle(pattern, s.authed(h))
 	}
@@ -84,16 +86,18 @@ func NewServer(d Deps) http.Handler {
 	api("GET /api/v1/admin/reconciliation", s.reconciliation)
 	api("POST /api/v1/admin/purge", s.purge)
 	api("GET /api/v1/users/{id}/activity", s.listActivity)
+	api("GET /api/v1/users/{id}/notifications", s.listNotifications)
 	api("GET /api/v1/admin/analytics", s.analytics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", service.ReadyHandler(func() []service.Check { return d.Checks }))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	apidocs.Mount(mux, apidocs.ProcessorSpec, "txn processor API")
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, ledger.Errorf(ledger.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
-	return s.observe(mux)
+	return routed{s.observe(mux), mux.patterns}
 }
 
 // statusWriter remembers the status a handler wrote, for metrics and logs.

@@ -37,6 +37,7 @@ const (
 type Store struct {
 	client   *mongo.Client
 	activity *mongo.Collection
+	inbox    inboxWriters // the notification inbox's batched inserts (notifications.go)
 }
 
 var _ pipeline.ActivityWriter = (*Store)(nil)
@@ -177,41 +178,13 @@ func onlyDuplicates(err error) bool {
 	return true
 }
 
-// Activities lists a user's feed newest first: created_at descending, then _id descending to
-// order items of the same millisecond, which the cursor also carries so no item is skipped or
-// repeated across pages.
+// Activities lists a user's feed newest first (see newestFirst).
 func (s *Store) Activities(ctx context.Context, userID uuid.UUID, p ledger.ListParams) (ledger.Page[pipeline.Activity], error) {
-	limit := p.Limit
-	if limit < 1 {
-		limit = defaultLimit // 0 would mean "no limit" to MongoDB
-	}
-	filter := bson.D{{Key: "user_id", Value: userID.String()}}
-	if p.Cursor != "" {
-		at, id, err := decodeCursor(p.Cursor)
-		if err != nil {
-			return ledger.Page[pipeline.Activity]{}, err
-		}
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: at}}}},
-			bson.D{{Key: "created_at", Value: at}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}}},
-		}})
-	}
-	cur, err := s.activity.Find(ctx, filter, options.Find().
-		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
-		SetLimit(int64(limit)+1)) // one more tells whether another page follows
+	docs, next, err := newestFirst(ctx, s.activity, userID, p, func(d activityDoc) (time.Time, string) { return d.CreatedAt, d.ID })
 	if err != nil {
-		return ledger.Page[pipeline.Activity]{}, fmt.Errorf("mongo: find activities: %w", err)
+		return ledger.Page[pipeline.Activity]{}, err
 	}
-	var docs []activityDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return ledger.Page[pipeline.Activity]{}, fmt.Errorf("mongo: read activities: %w", err)
-	}
-	page := ledger.Page[pipeline.Activity]{Items: make([]pipeline.Activity, 0, min(len(docs), limit))}
-	if len(docs) > limit {
-		docs = docs[:limit]
-		last := docs[limit-1]
-		page.Next = encodeCursor(last.CreatedAt, last.ID)
-	}
+	page := ledger.Page[pipeline.Activity]{Items: make([]pipeline.Activity, 0, len(docs)), Next: next}
 	for _, d := range docs {
 		a, err := d.activity()
 		if err != nil {
@@ -220,6 +193,43 @@ func (s *Store) Activities(ctx context.Context, userID uuid.UUID, p ledger.ListP
 		page.Items = append(page.Items, a)
 	}
 	return page, nil
+}
+
+// newestFirst reads one page of a user's documents in coll: created_at descending, then _id
+// descending to order documents of the same millisecond, which the cursor also carries so no
+// document is skipped or repeated across pages. key gives a document's created_at and _id.
+func newestFirst[D any](ctx context.Context, coll *mongo.Collection, userID uuid.UUID, p ledger.ListParams,
+	key func(D) (time.Time, string)) (docs []D, next string, err error) {
+	limit := p.Limit
+	if limit < 1 {
+		limit = defaultLimit // 0 would mean "no limit" to MongoDB
+	}
+	filter := bson.D{{Key: "user_id", Value: userID.String()}}
+	if p.Cursor != "" {
+		at, id, err := decodeCursor(p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: at}}}},
+			bson.D{{Key: "created_at", Value: at}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}}},
+		}})
+	}
+	cur, err := coll.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(int64(limit)+1)) // one more tells whether another page follows
+	if err != nil {
+		return nil, "", fmt.Errorf("mongo: find %s: %w", coll.Name(), err)
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, "", fmt.Errorf("mongo: read %s: %w", coll.Name(), err)
+	}
+	if len(docs) > limit {
+		docs = docs[:limit]
+		at, id := key(docs[limit-1])
+		next = encodeCursor(at, id)
+	}
+	return docs, next, nil
 }
 
 // DeleteActivities removes every activity of the given users and returns how many it removed.

@@ -189,10 +189,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.closers = append(a.closers, closeRelay)
 	}
 	var activity httpapi.ActivityReader
+	var notifications httpapi.NotificationReader
 	var analytics httpapi.AnalyticsReader
 	if cfg.MongoURL != "" {
 		l := &lazy[*mongo.Store]{open: func(ctx context.Context) (*mongo.Store, error) { return mongo.Open(ctx, cfg.MongoURL) }}
-		activity = activityReader{l}
+		activity, notifications = activityReader{l}, notificationReader{l}
 		a.closers = append(a.closers, func() { l.close(func(s *mongo.Store) { _ = s.Close(context.Background()) }) })
 	}
 	if cfg.ClickHouseAddr != "" {
@@ -203,12 +204,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.closers = append(a.closers, func() { l.close(func(s *clickhouse.Store) { _ = s.Close() }) })
 	}
 	a.handler = httpapi.NewServer(httpapi.Deps{
-		Ledger:    svc,
-		Activity:  activity,
-		Analytics: analytics,
-		Limiter:   a.limiter,
-		Logger:    log,
-		Registry:  reg,
+		Ledger:        svc,
+		Activity:      activity,
+		Notifications: notifications,
+		Analytics:     analytics,
+		Limiter:       a.limiter,
+		Logger:        log,
+		Registry:      reg,
 		Checks: []service.Check{
 			{Name: "postgres", Required: true, Run: store.Ping},
 			{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

@@ -10,6 +10,7 @@ import (
 	"txn/internal/clickhouse"
 	"txn/internal/ledger"
 	"txn/internal/mongo"
+	"txn/internal/notify"
 	"txn/internal/pipeline"
 )
 
@@ -57,6 +58,17 @@ func (r activityReader) Activities(ctx context.Context, userID uuid.UUID, p ledg
 		return ledger.Page[pipeline.Activity]{}, err
 	}
 	return s.Activities(ctx, userID, p)
+}
+
+// notificationReader shares activityReader's store: both read models live in one database.
+type notificationReader struct{ s *lazy[*mongo.Store] }
+
+func (r notificationReader) Notifications(ctx context.Context, userID uuid.UUID, p ledger.ListParams) (ledger.Page[notify.Notification], error) {
+	s, err := r.s.get(ctx)
+	if err != nil {
+		return ledger.Page[notify.Notification]{}, err
+	}
+	return s.Notifications(ctx, userID, p)
 }
 
 type analyticsReader struct{ s *lazy[*clickhouse.Store] }

@@ -22,7 +22,7 @@ func TestReadModelsDownDoNotStopTransactions(t *testing.T) {
 	b := admin.CreateAccount(t, u.ID, "USD")
 	admin.Deposit(t, a, 1000, "USD")
 	user := p.Client(u.APIKey)
-	for _, path := range []string{"/users/" + u.ID + "/activity", "/admin/analytics"} {
+	for _, path := range []string{"/users/" + u.ID + "/activity", "/users/" + u.ID + "/notifications", "/admin/analytics"} {
 		c := admin
 		if path != "/admin/analytics" {
 			c = user
@@ -40,5 +40,6 @@ func TestReadModelsDownDoNotStopTransactions(t *testing.T) {
 	// Authorization still comes first: another user's feed is not found, not unavailable.
 	other := admin.CreateUser(t, "other")
 	user.Must(t, http.StatusNotFound, "GET", "/users/"+other.ID+"/activity", nil)
+	user.Must(t, http.StatusNotFound, "GET", "/users/"+other.ID+"/notifications", nil)
 	admin.Must(t, http.StatusBadRequest, "GET", "/admin/analytics?from=yesterday", nil)
 }

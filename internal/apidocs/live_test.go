@@ -1,0 +1,418 @@
+package apidocs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	validator "github.com/pb33f/libopenapi-validator"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"txn/internal/apidocs"
+	"txn/internal/processor"
+	"txn/internal/testenv"
+)
+
+// liveCheck sends requests to a running service and validates each request and answer (status,
+// headers, body) against the service's spec.
+type liveCheck struct {
+	t      *testing.T
+	base   string
+	v      validator.Validator
+	loose  validator.Validator // without strict mode, for answers a schema cannot list whole
+	ops    *http.ServeMux      // the spec's operations, to tell which one a request exercised
+	seen   map[string][]int
+	client *http.Client
+}
+
+func newLiveCheck(t *testing.T, base string, spec []byte) *liveCheck {
+	t.Helper()
+	_, _, v := openSpec(t, spec)
+	_, _, loose := openSpec(t, spec, false)
+	c := &liveCheck{t: t, base: base, v: v, loose: loose, ops: http.NewServeMux(), seen: map[string][]int{},
+		client: &http.Client{Timeout: 30 * time.Second}}
+	ops, err := apidocs.Operations(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range ops {
+		c.ops.Handle(muxPattern(op), http.NotFoundHandler())
+	}
+	t.Cleanup(c.client.CloseIdleConnections)
+	return c
+}
+
+// muxPattern turns an operation into the ServeMux pattern that matches its path alone: an
+// OpenAPI "/" is "/{$}" (a bare "/" would match every path).
+func muxPattern(op string) string {
+	if method, ok := strings.CutSuffix(op, " /"); ok {
+		return method + " /{$}"
+	}
+	return op
+}
+
+// call is one request. body is sent as is when a string, else encoded as JSON.
+type call struct {
+	method, path string
+	token        string
+	body         any
+	headers      []string // name, value pairs; a "Content-Type" of "" sends none
+	want         int
+	// invalid marks a request that breaks the spec on purpose: the spec must refuse it too, so
+	// it documents what the server refuses.
+	invalid bool
+	// loose skips strict mode for the answer, whose body is checked as a whole elsewhere (the
+	// OpenAPI document itself).
+	loose bool
+}
+
+func (cl call) request(base string) *http.Request {
+	var b []byte
+	switch v := cl.body.(type) {
+	case nil:
+	case string:
+		b = []byte(v)
+	default:
+		b, _ = json.Marshal(v)
+	}
+	req, err := http.NewRequest(cl.method, base+cl.path, bytes.NewReader(b))
+	if err != nil {
+		panic(err)
+	}
+	if cl.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	for i := 0; i+1 < len(cl.headers); i += 2 {
+		if cl.headers[i+1] == "" {
+			req.Header.Del(cl.headers[i])
+		} else {
+			req.Header.Set(cl.headers[i], cl.headers[i+1])
+		}
+	}
+	return req
+}
+
+// send makes the request and returns the answer with its body read.
+func (c *liveCheck) send(cl call) (*http.Response, []byte) {
+	c.t.Helper()
+	resp, err := c.client.Do(cl.request(c.base))
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", cl.method, cl.path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", cl.method, cl.path, err)
+	}
+	return resp, b
+}
+
+// check validates an exchange against the spec and records which operation it exercised.
+func (c *liveCheck) check(cl call, resp *http.Response, body []byte) {
+	c.t.Helper()
+	what := fmt.Sprintf("%s %s → %d", cl.method, cl.path, resp.StatusCode)
+	if resp.StatusCode != cl.want {
+		c.t.Errorf("%s, want %d: %s", what, cl.want, body)
+	}
+	ok, errs := c.v.ValidateHttpRequest(cl.request(c.base))
+	switch {
+	case cl.invalid && ok:
+		c.t.Errorf("%s: the spec accepts this request, which the server refuses", what)
+	case !cl.invalid && !ok:
+		c.t.Errorf("%s: the request breaks the spec:%s", what, describe(errs))
+	}
+	copied := *resp
+	copied.Body = io.NopCloser(bytes.NewReader(body))
+	v := c.v
+	if cl.loose {
+		v = c.loose
+	}
+	if ok, errs := v.ValidateHttpResponse(cl.request(c.base), &copied); !ok {
+		c.t.Errorf("%s: the answer breaks the spec:%s\n  body: %.600s", what, describe(errs), body)
+	}
+	_, pattern := c.ops.Handler(cl.request(c.base))
+	c.seen[pattern] = append(c.seen[pattern], resp.StatusCode)
+}
+
+// do sends, checks and returns the answer's body.
+func (c *liveCheck) do(cl call) []byte {
+	c.t.Helper()
+	resp, body := c.send(cl)
+	c.check(cl, resp, body)
+	return body
+}
+
+// id decodes the "id" field of a JSON answer.
+func id(t *testing.T, body []byte) string {
+	t.Helper()
+	var v struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil || v.ID == "" {
+		t.Fatalf("no id in %s", body)
+	}
+	return v.ID
+}
+
+// covered fails t unless every operation in the spec answered 2xx at least once and each of
+// statuses was seen somewhere.
+func (c *liveCheck) covered(spec []byte, statuses ...int) {
+	c.t.Helper()
+	ops, err := apidocs.Operations(spec)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	all := map[int]bool{}
+	for _, op := range ops {
+		seen := c.seen[muxPattern(op)]
+		if !slices.ContainsFunc(seen, func(s int) bool { return s/100 == 2 }) {
+			c.t.Errorf("%s: never answered 2xx (saw %v)", op, seen)
+		}
+		for _, s := range seen {
+			all[s] = true
+		}
+		slices.Sort(seen)
+		c.t.Logf("%-45s %v", op, slices.Compact(seen))
+	}
+	for _, s := range statuses {
+		if !all[s] {
+			c.t.Errorf("no answer with status %d was checked", s)
+		}
+	}
+}
+
+// emptyMongoDB returns a URL of the stack's MongoDB naming a database no one else uses,
+// dropped after the test.
+func emptyMongoDB(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(testenv.MongoURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := testenv.Unique("apidocs")
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := mongodrv.Connect(options.Client().ApplyURI(u.String())); err == nil {
+			_ = c.Database(name).Drop(ctx)
+			_ = c.Disconnect(ctx)
+		}
+	})
+	return u.String()
+}
+
+func getenv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// TestProcessorAnswersMatchSpec drives every processor route through success and error answers
+// and validates each request and answer against processor.yaml.
+func TestProcessorAnswersMatchSpec(t *testing.T) {
+	const userRate = 100
+	p := testenv.StartProcessor(t, func(c *processor.Config) {
+		c.MaxConns = 8
+		c.UserRate = userRate
+		// The read models are only read here: an empty MongoDB database of the test's own, and
+		// the stack's ClickHouse database, whose rows give analytics something to show.
+		c.MongoURL = emptyMongoDB(t)
+		c.ClickHouseAddr = testenv.ClickHouseAddr(t)
+		c.ClickHouseDB = getenv("CLICKHOUSE_DATABASE", "txn")
+	})
+	c := newLiveCheck(t, p.URL, apidocs.ProcessorSpec)
+	admin := p.AdminToken
+	unknown := uuid.NewString()
+
+	// --- users ---
+	aliceBody := c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 201,
+		body: map[string]any{"name": "Alice", "email": "alice@example.com", "webhook_url": "https://alice.example.com/hook", "tags": []string{"apidocs"}}})
+	alice := id(t, aliceBody)
+	var secrets struct {
+		APIKey string `json:"api_key"`
+	}
+	_ = json.Unmarshal(aliceBody, &secrets)
+	aliceKey := secrets.APIKey
+	bobBody := c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 201, body: map[string]any{"name": "Bob", "email": "bob@example.com"}})
+	bob := id(t, bobBody)
+	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 409, body: map[string]any{"name": "Alice 2", "email": "alice@example.com"}})
+	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 400, invalid: true, body: map[string]any{"name": "X", "email": "not an address"}})
+	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 400, invalid: true, body: map[string]any{"name": "X", "email": "x@example.com", "nickname": "x"}})
+	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 400, invalid: true, body: `{"name": "X",`})
+	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 415, invalid: true, body: `name=X`, headers: []string{"Content-Type", "application/x-www-form-urlencoded"}})
+	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 413, invalid: true,
+		body: map[string]any{"name": strings.Repeat("n", 70<<10), "email": "big@example.com"}})
+	c.do(call{method: "POST", path: "/api/v1/users", token: aliceKey, want: 403, body: map[string]any{"name": "Eve", "email": "eve@example.com"}})
+	c.do(call{method: "POST", path: "/api/v1/users", want: 401, invalid: true, body: map[string]any{"name": "Eve", "email": "eve@example.com"}})
+
+	page := c.do(call{method: "GET", path: "/api/v1/users?limit=1", token: admin, want: 200})
+	var list struct {
+		NextCursor *string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(page, &list); err != nil || list.NextCursor == nil {
+		t.Fatalf("a first page of 1 of 2 users has no next_cursor: %s", page)
+	}
+	c.do(call{method: "GET", path: "/api/v1/users?limit=1&cursor=" + url.QueryEscape(*list.NextCursor), token: admin, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/users?tag=apidocs", token: admin, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/users?limit=0", token: admin, want: 400, invalid: true})
+	c.do(call{method: "GET", path: "/api/v1/users", token: aliceKey, want: 403})
+
+	c.do(call{method: "GET", path: "/api/v1/users/" + alice, token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/users/" + bob, token: aliceKey, want: 404})
+	c.do(call{method: "GET", path: "/api/v1/users/" + alice, token: "tk_not-a-key", want: 401})
+	c.do(call{method: "PATCH", path: "/api/v1/users/" + alice, token: aliceKey, want: 200, body: map[string]any{"name": "Alice B."}})
+	c.do(call{method: "PATCH", path: "/api/v1/users/" + alice, token: admin, want: 200, body: map[string]any{"webhook_url": nil}})
+	c.do(call{method: "PATCH", path: "/api/v1/users/" + alice, token: admin, want: 400, invalid: true, body: map[string]any{"name": 5}})
+	c.do(call{method: "PATCH", path: "/api/v1/users/" + unknown, token: admin, want: 404, body: map[string]any{"name": "Nobody"}})
+
+	// --- accounts ---
+	aUSD := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 201, body: map[string]any{"user_id": alice, "currency": "USD"}}))
+	aEUR := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: aliceKey, want: 201, body: map[string]any{"currency": "EUR"}}))
+	bUSD := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 201, body: map[string]any{"user_id": bob, "currency": "USD"}}))
+	c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 400, body: map[string]any{"user_id": alice, "currency": "XYZ"}})
+	c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 404, body: map[string]any{"user_id": unknown, "currency": "USD"}})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD, token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + bUSD, token: aliceKey, want: 404})
+	c.do(call{method: "GET", path: "/api/v1/users/" + alice + "/accounts?limit=1", token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/users/" + bob + "/accounts", token: aliceKey, want: 404})
+
+	// --- transactions ---
+	transfer := map[string]any{"type": "transfer", "from_account_id": aUSD, "to_account_id": bUSD, "amount": 2500, "currency": "USD", "description": "Dinner"}
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 201,
+		body: map[string]any{"type": "deposit", "to_account_id": aUSD, "amount": 10_000, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 201,
+		body: map[string]any{"type": "deposit", "to_account_id": aEUR, "amount": 5_000, "currency": "EUR"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 403,
+		body: map[string]any{"type": "deposit", "to_account_id": aUSD, "amount": 1, "currency": "USD"}})
+	txID := id(t, c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 201, body: transfer, headers: []string{"Idempotency-Key", "dinner-1"}}))
+	resp, body := c.send(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, body: transfer, headers: []string{"Idempotency-Key", "dinner-1"}})
+	c.check(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, body: transfer, headers: []string{"Idempotency-Key", "dinner-1"}, want: 201}, resp, body)
+	if resp.Header.Get("Idempotent-Replayed") != "true" || id(t, body) != txID {
+		t.Errorf("a repeat with the same key was not replayed: %v %s", resp.Header, body)
+	}
+	changed := map[string]any{"type": "transfer", "from_account_id": aUSD, "to_account_id": bUSD, "amount": 2600, "currency": "USD"}
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 422, body: changed, headers: []string{"Idempotency-Key", "dinner-1"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 422,
+		body: map[string]any{"type": "transfer", "from_account_id": aUSD, "to_account_id": bUSD, "amount": 1_000_000, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 422,
+		body: map[string]any{"type": "transfer", "from_account_id": aUSD, "to_account_id": aEUR, "amount": 1, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 422,
+		body: map[string]any{"type": "transfer", "from_account_id": aUSD, "to_account_id": aUSD, "amount": 1, "currency": "USD"}})
+	notHers := map[string]any{"type": "withdrawal", "from_account_id": bUSD, "amount": 100, "currency": "USD"}
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 404, body: notHers, headers: []string{"Idempotency-Key", "grab-1"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 404, body: notHers, headers: []string{"Idempotency-Key", "grab-1"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 201,
+		body: map[string]any{"type": "withdrawal", "from_account_id": aUSD, "amount": 100, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 400, invalid: true,
+		body: map[string]any{"type": "transfer", "from_account_id": aUSD, "to_account_id": bUSD, "amount": 0, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 400, invalid: true,
+		body: map[string]any{"type": "deposit", "from_account_id": aUSD, "to_account_id": bUSD, "amount": 1, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 400, invalid: true,
+		body: map[string]any{"type": "deposit", "to_account_id": aUSD, "amount": 1, "currency": "USD", "idempotency_key": "k"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 400, invalid: true,
+		body: map[string]any{"type": "deposit", "to_account_id": aUSD, "amount": 1, "currency": "USD"}, headers: []string{"Idempotency-Key", "has space"}})
+	c.do(call{method: "GET", path: "/api/v1/transactions/" + txID, token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/transactions/" + unknown, token: admin, want: 404})
+
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 200, body: map[string]any{"transactions": []any{
+		map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 500, "currency": "USD", "idempotency_key": "batch-1"},
+		map[string]any{"type": "transfer", "from_account_id": bUSD, "to_account_id": aUSD, "amount": 1_000_000, "currency": "USD"},
+		map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 500, "currency": "USD", "idempotency_key": "batch-1"},
+		map[string]any{"type": "withdrawal", "from_account_id": unknown, "amount": 1, "currency": "USD"},
+	}}})
+	// An item the spec refuses does not spoil the others: the answer is still 200, per item.
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 200, invalid: true, body: map[string]any{"transactions": []any{
+		map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 1, "currency": "USD"},
+		map[string]any{"type": "deposit", "amount": "1", "currency": "USD"},
+	}}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 400, invalid: true, body: map[string]any{"transactions": []any{}}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 400, invalid: true, headers: []string{"Idempotency-Key", "whole-batch"},
+		body: map[string]any{"transactions": []any{map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 1, "currency": "USD"}}}})
+
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/entries?limit=2", token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + unknown + "/entries", token: admin, want: 404})
+
+	// --- read models and admin ---
+	for _, model := range []string{"activity", "notifications"} {
+		c.do(call{method: "GET", path: "/api/v1/users/" + alice + "/" + model, token: aliceKey, want: 200})
+		c.do(call{method: "GET", path: "/api/v1/users/" + alice + "/" + model + "?limit=500", token: admin, want: 400, invalid: true})
+		c.do(call{method: "GET", path: "/api/v1/users/" + bob + "/" + model, token: aliceKey, want: 404})
+	}
+	to := time.Now().UTC()
+	c.do(call{method: "GET", path: "/api/v1/admin/analytics", token: admin, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/admin/analytics?from=" + url.QueryEscape(to.Add(-24*time.Hour).Format(time.RFC3339)) +
+		"&to=" + url.QueryEscape(to.Format(time.RFC3339Nano)), token: admin, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/admin/analytics?from=yesterday", token: admin, want: 400, invalid: true})
+	c.do(call{method: "GET", path: "/api/v1/admin/analytics", token: aliceKey, want: 403})
+	c.do(call{method: "GET", path: "/api/v1/admin/reconciliation", token: admin, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/admin/reconciliation", token: aliceKey, want: 403})
+
+	tagged := id(t, c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 201,
+		body: map[string]any{"name": "Tangled", "email": "tangled@example.com", "tags": []string{"tangled"}}}))
+	tAcc := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 201, body: map[string]any{"user_id": tagged, "currency": "USD"}}))
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 201, body: map[string]any{"type": "deposit", "to_account_id": tAcc, "amount": 100, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 201,
+		body: map[string]any{"type": "transfer", "from_account_id": tAcc, "to_account_id": bUSD, "amount": 50, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/admin/purge", token: admin, want: 409, body: map[string]any{"tag": "tangled"}})
+	doomed := id(t, c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 201,
+		body: map[string]any{"name": "Doomed", "email": "doomed@example.com", "tags": []string{"doomed"}}}))
+	dAcc := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 201, body: map[string]any{"user_id": doomed, "currency": "USD"}}))
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 201, body: map[string]any{"type": "deposit", "to_account_id": dAcc, "amount": 100, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/admin/purge", token: admin, want: 200, body: map[string]any{"tag": "doomed"}})
+	c.do(call{method: "POST", path: "/api/v1/admin/purge", token: admin, want: 400, invalid: true, body: map[string]any{"tag": "no spaces"}})
+	c.do(call{method: "POST", path: "/api/v1/admin/purge", token: aliceKey, want: 403, body: map[string]any{"tag": "tangled"}})
+
+	// --- rate limit: one user over its rate gets 429 with Retry-After ---
+	flood := c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 201, body: map[string]any{"name": "Flood", "email": "flood@example.com"}})
+	floodID := id(t, flood)
+	_ = json.Unmarshal(flood, &secrets)
+	get := call{method: "GET", path: "/api/v1/users/" + floodID, token: secrets.APIKey, want: 429}
+	for i := 0; ; i++ {
+		resp, body := c.send(get)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			c.check(get, resp, body)
+			break
+		}
+		if i > 10*userRate {
+			t.Fatalf("no 429 after %d requests over a limit of %d/s", i, userRate)
+		}
+	}
+
+	// --- operations and docs ---
+	c.do(call{method: "GET", path: "/healthz", want: 200})
+	c.do(call{method: "GET", path: "/readyz", want: 200})
+	c.do(call{method: "GET", path: "/metrics", want: 200})
+	c.do(call{method: "GET", path: "/docs", want: 200})
+	for _, asset := range []string{"swagger-ui-bundle.js", "swagger-ui.css", "init.js"} {
+		c.do(call{method: "GET", path: "/docs/" + asset, want: 200})
+	}
+	c.do(call{method: "GET", path: "/docs/nope.js", want: 404, invalid: true})
+	served := c.do(call{method: "GET", path: "/openapi.json", want: 200, loose: true})
+	t.Run("served document is OpenAPI 3.1", func(t *testing.T) { validateDocument(t, served) })
+
+	// --- 503: the same routes when the read models' stores are not there ---
+	bare := testenv.StartProcessor(t, func(c *processor.Config) { c.MaxConns = 4 })
+	c.base = bare.URL
+	u := id(t, c.do(call{method: "POST", path: "/api/v1/users", token: bare.AdminToken, want: 201, body: map[string]any{"name": "Solo", "email": "solo@example.com"}}))
+	c.do(call{method: "GET", path: "/api/v1/users/" + u + "/activity", token: bare.AdminToken, want: 503})
+	c.do(call{method: "GET", path: "/api/v1/users/" + u + "/notifications", token: bare.AdminToken, want: 503})
+	c.do(call{method: "GET", path: "/api/v1/admin/analytics", token: bare.AdminToken, want: 503})
+
+	c.covered(apidocs.ProcessorSpec, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+}
