@@ -234,6 +234,11 @@ func newestFirst[D any](ctx context.Context, coll *mongo.Collection, userID uuid
 
 // DeleteActivities removes every activity of the given users and returns how many it removed.
 func (s *Store) DeleteActivities(ctx context.Context, userIDs []uuid.UUID) (int64, error) {
+	return deleteByUsers(ctx, s.activity, userIDs, "activities")
+}
+
+// deleteByUsers deletes the documents of the given users, a chunk of users per statement.
+func deleteByUsers(ctx context.Context, coll *mongo.Collection, userIDs []uuid.UUID, what string) (int64, error) {
 	var deleted int64
 	for start := 0; start < len(userIDs); start += deleteChunk {
 		chunk := userIDs[start:min(start+deleteChunk, len(userIDs))]
@@ -241,9 +246,9 @@ func (s *Store) DeleteActivities(ctx context.Context, userIDs []uuid.UUID) (int6
 		for i, id := range chunk {
 			ids[i] = id.String()
 		}
-		res, err := s.activity.DeleteMany(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		res, err := coll.DeleteMany(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 		if err != nil {
-			return deleted, fmt.Errorf("mongo: delete activities: %w", err)
+			return deleted, fmt.Errorf("mongo: delete %s: %w", what, err)
 		}
 		deleted += res.DeletedCount
 	}

@@ -329,6 +329,12 @@ func (s *Store) Finish(ctx context.Context, n notify.Notification, c notify.Clai
 }
 
 // Notifications lists a user's inbox newest first, paged like Activities.
+// DeleteNotifications deletes the given users' inbox (their claims are short-lived leases and
+// expire on their own).
+func (s *Store) DeleteNotifications(ctx context.Context, userIDs []uuid.UUID) (int64, error) {
+	return deleteByUsers(ctx, s.notifications(), userIDs, "notifications")
+}
+
 func (s *Store) Notifications(ctx context.Context, userID uuid.UUID, p ledger.ListParams) (ledger.Page[notify.Notification], error) {
 	docs, next, err := newestFirst(ctx, s.notifications(), userID, p, func(d notificationDoc) (time.Time, string) { return d.CreatedAt, d.ID })
 	if err != nil {

@@ -1,0 +1,323 @@
+package loadtest
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"txn/internal/apidocs"
+	"txn/internal/httpapi"
+	"txn/internal/ledger"
+	"txn/internal/service"
+)
+
+// HandlerDeps is what the HTTP edge needs.
+type HandlerDeps struct {
+	Manager    *Manager
+	AdminToken string
+	UI         http.Handler // the web UI, served at GET /
+	Registry   *prometheus.Registry
+	Checks     []service.Check
+	Log        *slog.Logger
+}
+
+type server struct{ HandlerDeps }
+
+// apiRoutes is the API (API.md, "Loadtest"); every route takes the admin token.
+var apiRoutes = []struct {
+	pattern string
+	handle  func(*server, http.ResponseWriter, *http.Request) error
+}{
+	{"POST /api/v1/runs", (*server).createRun},
+	{"GET /api/v1/runs", (*server).listRuns},
+	{"GET /api/v1/runs/{id}", (*server).getRun},
+	{"GET /api/v1/runs/{id}/timeseries", (*server).timeseries},
+	{"POST /api/v1/runs/{id}/stop", (*server).stopRun},
+	{"DELETE /api/v1/runs/{id}/data", (*server).deleteData},
+}
+
+// pageRoutes are the routes outside the API.
+var pageRoutes = []struct {
+	pattern string
+	handler func(HandlerDeps) http.Handler
+}{
+	{"GET /", func(d HandlerDeps) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/api/") { // an API path no route matched
+				writeProblem(w, ledger.Errorf(ledger.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+				return
+			}
+			d.UI.ServeHTTP(w, r)
+		})
+	}},
+	{"GET /healthz", func(HandlerDeps) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			service.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+	}},
+	{"GET /readyz", func(d HandlerDeps) http.Handler {
+		return service.ReadyHandler(func() []service.Check { return d.Checks })
+	}},
+	{"GET /metrics", func(d HandlerDeps) http.Handler { return promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}) }},
+}
+
+// Routes lists the method and pattern of every route the handler serves.
+func Routes() []string {
+	var out []string
+	for _, r := range pageRoutes {
+		out = append(out, r.pattern)
+	}
+	for _, r := range apiRoutes {
+		out = append(out, r.pattern)
+	}
+	return append(out, apidocs.Patterns...)
+}
+
+// NewHandler serves the API, the web UI and the operational endpoints.
+func NewHandler(d HandlerDeps) http.Handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.UI == nil {
+		d.UI = http.NotFoundHandler()
+	}
+	s := &server{d}
+	mux := http.NewServeMux()
+	apidocs.Mount(mux, apidocs.LoadtestSpec, "txn loadtest API")
+	for _, r := range pageRoutes {
+		mux.Handle(r.pattern, r.handler(d))
+	}
+	for _, r := range apiRoutes {
+		h := r.handle
+		mux.Handle(r.pattern, s.authed(func(w http.ResponseWriter, r *http.Request) error { return h(s, w, r) }))
+	}
+	return mux
+}
+
+var statusOf = map[ledger.Code]int{
+	ledger.CodeInvalidJSON:      http.StatusBadRequest,
+	ledger.CodeValidation:       http.StatusBadRequest,
+	ledger.CodeUnauthorized:     http.StatusUnauthorized,
+	ledger.CodeNotFound:         http.StatusNotFound,
+	ledger.CodeConflict:         http.StatusConflict,
+	ledger.CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
+	ledger.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	ledger.CodeUnavailable:      http.StatusServiceUnavailable,
+}
+
+// writeProblem answers err as problem+json (API.md); an error without a known code is a 503.
+func writeProblem(w http.ResponseWriter, err error) {
+	var e *ledger.Error
+	if !errors.As(err, &e) || statusOf[e.Code] == 0 {
+		e = ledger.Errorf(ledger.CodeUnavailable, "%v", err)
+	}
+	status := statusOf[e.Code]
+	service.WriteJSONType(w, status, "application/problem+json", httpapi.Problem{
+		Type: "https://txn.dev/problems/" + string(e.Code), Title: http.StatusText(status), Status: status,
+		Detail: e.Detail, Code: e.Code, Errors: e.Fields,
+	})
+}
+
+func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || s.AdminToken == "" ||
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.AdminToken)) != 1 {
+			writeProblem(w, ledger.Errorf(ledger.CodeUnauthorized, "the admin token is required"))
+			return
+		}
+		if err := h(w, r); err != nil {
+			var e *ledger.Error
+			if !errors.As(err, &e) || e.Code == ledger.CodeUnavailable {
+				s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeProblem(w, err)
+		}
+	})
+}
+
+// decodeConfig reads a run configuration: a JSON object with known fields only.
+func decodeConfig(w http.ResponseWriter, r *http.Request) (Config, error) {
+	// Fields left out keep API.md's defaults; decoding only overwrites what the body names.
+	c := Config{InitialBalance: DefaultBalance}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return c, ledger.Errorf(ledger.CodeUnsupportedMedia, "the body must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return c, ledger.Errorf(ledger.CodeBodyTooLarge, "the body must be at most 64 KiB")
+	} else if err != nil {
+		return c, ledger.Errorf(ledger.CodeInvalidJSON, "the body could not be read")
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return c, ledger.Errorf(ledger.CodeInvalidJSON, "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return c, ledger.Invalid(ledger.FieldError{Field: typeErr.Field, Message: "must be " + kindOf(typeErr.Type.Kind())})
+		}
+		return c, ledger.Errorf(ledger.CodeInvalidJSON, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return c, ledger.Errorf(ledger.CodeInvalidJSON, "the body must hold one JSON object and nothing after it")
+	}
+	return c, nil
+}
+
+func kindOf(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int64, reflect.Uint64:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	default:
+		return "an object"
+	}
+}
+
+func (s *server) createRun(w http.ResponseWriter, r *http.Request) error {
+	c, err := decodeConfig(w, r)
+	if err != nil {
+		return err
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	run, err := s.Manager.Start(c)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusCreated, run)
+	return nil
+}
+
+func (s *server) listRuns(w http.ResponseWriter, r *http.Request) error {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return ledger.Invalid(ledger.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
+		}
+		limit = n
+	}
+	docs, next, err := s.Manager.List(r.Context(), limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Data       []json.RawMessage `json:"data"`
+		NextCursor *string           `json:"next_cursor"`
+	}{Data: make([]json.RawMessage, len(docs))}
+	for i, d := range docs {
+		out.Data[i] = d
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	service.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// runID is the {id} of the path; what is not a UUID names no run.
+func runID(r *http.Request) (string, error) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return "", errNotFound(r.PathValue("id"))
+	}
+	return id.String(), nil
+}
+
+func (s *server) getRun(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	doc, err := s.Manager.doc(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, json.RawMessage(doc))
+	return nil
+}
+
+func (s *server) timeseries(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	ts, err := s.Manager.Timeseries(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, map[string]json.RawMessage{"points": ts})
+	return nil
+}
+
+func (s *server) stopRun(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.Manager.Stop(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusAccepted, run)
+	return nil
+}
+
+func (s *server) deleteData(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.Manager.DeleteData(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// A cursor is the created_at (Unix microseconds) and id of the last run of a page.
+func encodeCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + ":" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	if c == "" {
+		return time.Time{}, "", nil
+	}
+	bad := ledger.Invalid(ledger.FieldError{Field: "cursor", Message: "is not a cursor this list returned"})
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	us, id, ok := strings.Cut(string(b), ":")
+	n, err := strconv.ParseInt(us, 10, 64)
+	if !ok || err != nil || uuid.Validate(id) != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(n).UTC(), id, nil
+}

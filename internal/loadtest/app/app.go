@@ -1,0 +1,226 @@
+// Package app wires the loadtest command: the service (API, web UI, live state in Redis,
+// history in ClickHouse, cleanup of MongoDB and ClickHouse read models) and the CLI, which runs
+// the same engine against a processor with no store at all.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"txn/internal/clickhouse"
+	"txn/internal/config"
+	"txn/internal/loadtest"
+	"txn/internal/loadtest/web"
+	"txn/internal/mongo"
+	"txn/internal/redis"
+	"txn/internal/service"
+)
+
+// Config is the service's configuration.
+type Config struct {
+	Addr           string
+	Target         loadtest.Target
+	RedisURL       string
+	RedisPrefix    string
+	ClickHouseAddr string
+	ClickHouseDB   string
+	MongoURL       string
+	// VerifyTimeout bounds the wait for the pipeline to bring a run's transactions to analytics.
+	VerifyTimeout time.Duration
+	LogBuffer     int
+	LiveTTL       time.Duration
+}
+
+// FromEnv reads the configuration; the defaults fit the local stack, except the admin token,
+// which must be the processor's.
+func FromEnv(env *config.Env) (Config, error) {
+	c := Config{
+		Addr: env.String("LOADTEST_ADDR", "127.0.0.1:8001"),
+		Target: loadtest.Target{
+			URL:        env.String("PROCESSOR_URL", "http://127.0.0.1:8000"),
+			AdminToken: env.String("TXN_ADMIN_TOKEN", ""),
+		},
+		RedisURL:       env.String("REDIS_URL", "redis://127.0.0.1:56379/0"),
+		RedisPrefix:    env.String("REDIS_PREFIX", "txn:"),
+		ClickHouseAddr: env.String("CLICKHOUSE_ADDR", "127.0.0.1:59000"),
+		ClickHouseDB:   env.String("CLICKHOUSE_DATABASE", "txn"),
+		MongoURL:       env.String("MONGO_URL", "mongodb://127.0.0.1:57017/txn"),
+		VerifyTimeout:  env.Duration("LOADTEST_VERIFY_TIMEOUT", 60*time.Second),
+		LogBuffer:      env.Int("LOADTEST_LOG_BUFFER", 1<<16),
+		LiveTTL:        env.Duration("LOADTEST_LIVE_TTL", 24*time.Hour),
+	}
+	err := env.Err()
+	if c.Target.AdminToken == "" {
+		err = errors.Join(err, errors.New("TXN_ADMIN_TOKEN must be set: the processor's admin token, which the API also takes"))
+	}
+	return c, err
+}
+
+// Main runs the loadtest command: the service with no arguments or "serve", the CLI with
+// "run". It returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		env := config.New(nil)
+		log := env.Logger("loadtest")
+		cfg, err := FromEnv(env)
+		if err == nil {
+			err = Run(ctx, cfg, log)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 1
+		}
+		return 0
+	case "run":
+		return runCLI(ctx, args, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "loadtest: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+const usage = `Usage:
+  loadtest [serve]     the loadtest service: API and web UI on LOADTEST_ADDR (default 127.0.0.1:8001)
+  loadtest run [flags] one run against PROCESSOR_URL with TXN_ADMIN_TOKEN, no store needed;
+                       exits 1 when a threshold is broken or verification fails (see loadtest run -h)
+`
+
+// retryStartup retries fn while the servers come up, for up to a minute.
+func retryStartup(ctx context.Context, log *slog.Logger, what string, fn func(ctx context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn(what+": retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Run serves the loadtest service on cfg.Addr until ctx ends. A run in progress then ends as
+// failed (interrupted), and is recorded before the stores close.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	rdb, err := redis.Connect(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	defer rdb.Close()
+	live := &liveStore{rdb: rdb, prefix: cfg.RedisPrefix + "loadtest:", ttl: cfg.LiveTTL}
+
+	var ch *clickhouse.Store
+	var hist *clickhouse.LoadtestHistory
+	err = retryStartup(ctx, log, "open ClickHouse", func(ctx context.Context) (err error) {
+		if ch == nil {
+			if ch, err = clickhouse.Open(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDB); err != nil {
+				return err
+			}
+		}
+		hist, err = ch.LoadtestHistory(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	mg, err := mongo.Open(ctx, cfg.MongoURL) // connects lazily
+	if err != nil {
+		return fmt.Errorf("MONGO_URL: %w", err)
+	}
+	defer func() { _ = mg.Close(context.Background()) }()
+
+	reg := service.NewRegistry()
+	byPrefix := func(prefix string) clickhouse.Filter { return clickhouse.Filter{DescriptionPrefix: prefix} }
+	m := loadtest.NewManager(loadtest.Deps{
+		Target:  cfg.Target,
+		Live:    live,
+		History: hist,
+		Analytics: func(ctx context.Context, prefix string) (int64, error) {
+			return ch.CountTransactions(ctx, byPrefix(prefix))
+		},
+		Cleaners: loadtest.Cleaners{
+			Activities:    mg.DeleteActivities,
+			Notifications: mg.DeleteNotifications,
+			Analytics: func(ctx context.Context, prefix string) error {
+				return ch.DeleteTransactions(ctx, byPrefix(prefix))
+			},
+		},
+		AnalyticsWait: cfg.VerifyTimeout,
+		LogBuffer:     cfg.LogBuffer,
+		Metrics:       loadtest.NewMetrics(reg),
+		Log:           log,
+	})
+	if err := retryStartup(ctx, log, "recover unfinished runs", m.Recover); err != nil {
+		return fmt.Errorf("recover unfinished runs: %w", err)
+	}
+	processorHealth := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Target.URL+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("processor answered %d", resp.StatusCode)
+		}
+		return nil
+	}
+	handler := loadtest.NewHandler(loadtest.HandlerDeps{
+		Manager: m, AdminToken: cfg.Target.AdminToken, UI: web.Handler(), Registry: reg, Log: log,
+		Checks: []service.Check{
+			{Name: "redis", Required: true, Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "clickhouse", Required: true, Run: ch.Ping},
+			{Name: "mongodb", Run: mg.Ping},
+			{Name: "processor", Run: processorHealth},
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		log.Info("listening", "addr", ln.Addr().String(), "processor", cfg.Target.URL)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		// The manager returns once the run in progress is recorded; the API answers until then.
+		err := m.Run(gctx)
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, srv.Shutdown(sctx))
+	})
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}

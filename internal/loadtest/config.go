@@ -1,0 +1,196 @@
+// Package loadtest is the load tester's domain and HTTP API: a run's configuration, how it
+// prepares users and accounts through the processor's public API, drives an open-loop mix of
+// transfers, deposits and withdrawals at it (internal/loadgen), verifies the money afterwards
+// and cleans up. It imports no driver: live state, history and the read models it checks and
+// cleans are ports the wiring (internal/loadtest/app) fills.
+package loadtest
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"txn/internal/ledger"
+	"txn/internal/loadgen"
+)
+
+// Mix is the share of each operation; the shares sum to 1.
+type Mix struct {
+	Transfer   float64 `json:"transfer"`
+	Deposit    float64 `json:"deposit"`
+	Withdrawal float64 `json:"withdrawal"`
+}
+
+// DefaultMix is API.md's default.
+var DefaultMix = Mix{Transfer: 0.8, Deposit: 0.1, Withdrawal: 0.1}
+
+// Config is a run's configuration, as POST /runs takes it (API.md) plus optional knobs.
+type Config struct {
+	Users           int     `json:"users"`
+	AccountsPerUser int     `json:"accounts_per_user"`
+	Rate            float64 `json:"rate"`       // requests per second once ramped up
+	DurationS       float64 `json:"duration_s"` // running phase, ramp-up included
+	RampUpS         float64 `json:"ramp_up_s"`
+	Mix             *Mix    `json:"mix"`
+	InitialBalance  int64   `json:"initial_balance"` // seeded into every account, minor units
+	Currency        string  `json:"currency"`
+	// MaxAmount bounds each generated amount (uniform in [1, MaxAmount]); default
+	// InitialBalance/100, so an account makes on the order of a hundred debits before it runs dry.
+	MaxAmount int64 `json:"max_amount"`
+	// Skew is the Zipf exponent with which receiving accounts are picked: a few hot accounts
+	// take most credits. 0 is uniform.
+	Skew *float64 `json:"skew"`
+	// Connections is the most requests in flight (and connections to the processor).
+	Connections int `json:"connections"`
+	// Seed makes the request sequence reproducible; 0 picks one.
+	Seed uint64 `json:"seed"`
+}
+
+// Limits on what one run may ask for: preparation makes one request per user and account.
+const (
+	MaxUsers           = 100_000
+	MaxAccountsPerUser = 100 // one page of GET /users/{id}/accounts, read back when verifying
+	MaxAccounts        = 1_000_000
+	MaxRate            = 1_000_000
+	MaxDurationS       = 24 * 3600
+	MaxConnections     = 4096
+	DefaultSkew        = 1.0
+	DefaultBalance     = 100_000
+)
+
+// WithDefaults fills the optional fields; a missing seed is drawn at random (and then shown,
+// so the run can be repeated).
+func (c Config) WithDefaults() Config {
+	if c.AccountsPerUser == 0 {
+		c.AccountsPerUser = 1
+	}
+	if c.Mix == nil {
+		m := DefaultMix
+		c.Mix = &m
+	}
+	if c.Currency == "" {
+		c.Currency = "USD"
+	}
+	if c.MaxAmount == 0 {
+		c.MaxAmount = max(1, c.InitialBalance/100)
+	}
+	if c.Skew == nil {
+		s := DefaultSkew
+		c.Skew = &s
+	}
+	for c.Seed == 0 {
+		c.Seed = rand.Uint64()
+	}
+	if c.Connections == 0 {
+		// Enough for the rate at 100 ms of latency. A slower target makes requests wait for a
+		// connection: still timed from their schedule, and the achieved rate shows it.
+		c.Connections = min(max(int(math.Ceil(c.Rate/10)), 32), 1024)
+	}
+	return c
+}
+
+// Validate reports every invalid field as one validation_failed error. It expects
+// WithDefaults to have run.
+func (c Config) Validate() error {
+	var f []ledger.FieldError
+	bad := func(field, msg string) { f = append(f, ledger.FieldError{Field: field, Message: msg}) }
+	if c.Users < 1 || c.Users > MaxUsers {
+		bad("users", fmt.Sprintf("must be an integer from 1 to %d", MaxUsers))
+	}
+	if c.AccountsPerUser < 1 || c.AccountsPerUser > MaxAccountsPerUser {
+		bad("accounts_per_user", fmt.Sprintf("must be an integer from 1 to %d", MaxAccountsPerUser))
+	}
+	if c.Users*c.AccountsPerUser > MaxAccounts {
+		bad("users", fmt.Sprintf("users × accounts_per_user must be at most %d", MaxAccounts))
+	}
+	if !(c.Rate > 0) || c.Rate > MaxRate {
+		bad("rate", fmt.Sprintf("must be a number of requests per second above 0, at most %d", MaxRate))
+	}
+	if !(c.DurationS > 0) || c.DurationS > MaxDurationS {
+		bad("duration_s", fmt.Sprintf("must be a number of seconds above 0, at most %d", MaxDurationS))
+	}
+	if !(c.RampUpS >= 0) || c.RampUpS > c.DurationS {
+		bad("ramp_up_s", "must be from 0 to duration_s")
+	}
+	if m := c.Mix; m != nil {
+		shares := []struct {
+			name string
+			v    float64
+		}{{"transfer", m.Transfer}, {"deposit", m.Deposit}, {"withdrawal", m.Withdrawal}}
+		for _, s := range shares {
+			if !(s.v >= 0 && s.v <= 1) {
+				bad("mix."+s.name, "must be from 0 to 1")
+			}
+		}
+		if sum := m.Transfer + m.Deposit + m.Withdrawal; math.Abs(sum-1) > 1e-6 {
+			bad("mix", "shares must sum to 1, got "+strconv.FormatFloat(sum, 'g', 6, 64))
+		}
+		if m.Transfer > 0 && c.Users == 1 && c.AccountsPerUser == 1 {
+			bad("mix.transfer", "transfers need at least 2 accounts (users × accounts_per_user)")
+		}
+	}
+	if c.InitialBalance < 0 || c.InitialBalance > ledger.MaxAmount {
+		bad("initial_balance", fmt.Sprintf("must be an integer from 0 to %d", ledger.MaxAmount))
+	}
+	if !ledger.ValidCurrency(c.Currency) {
+		bad("currency", "must be an ISO 4217 code such as USD")
+	}
+	if c.MaxAmount < 1 || c.MaxAmount > ledger.MaxAmount {
+		bad("max_amount", fmt.Sprintf("must be an integer from 1 to %d", ledger.MaxAmount))
+	}
+	if s := c.Skew; s != nil && !(*s >= 0 && *s <= 10) {
+		bad("skew", "must be a Zipf exponent from 0 (uniform) to 10")
+	}
+	if c.Connections < 1 || c.Connections > MaxConnections {
+		bad("connections", fmt.Sprintf("must be an integer from 1 to %d", MaxConnections))
+	}
+	if len(f) > 0 {
+		return ledger.Invalid(f...)
+	}
+	if err := c.Schedule().Validate(); err != nil { // what the checks above missed, e.g. rounding
+		return ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
+	}
+	return nil
+}
+
+func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
+
+// Schedule is the run's arrival schedule.
+func (c Config) Schedule() loadgen.Schedule {
+	return loadgen.Schedule{Rate: c.Rate, Duration: seconds(c.DurationS), RampUp: seconds(c.RampUpS)}
+}
+
+// ParseMix parses "transfer=0.8,deposit=0.1,withdrawal=0.1"; operations left out get 0.
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return m, fmt.Errorf("mix %q: want op=share pairs such as transfer=0.8", s)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return m, fmt.Errorf("mix %q: %q is not a number", s, val)
+		}
+		name = strings.TrimSpace(name)
+		if seen[name] {
+			return m, fmt.Errorf("mix %q: %s given twice", s, name)
+		}
+		seen[name] = true
+		switch name {
+		case "transfer":
+			m.Transfer = v
+		case "deposit":
+			m.Deposit = v
+		case "withdrawal":
+			m.Withdrawal = v
+		default:
+			return m, fmt.Errorf("mix %q: unknown operation %q (transfer, deposit, withdrawal)", s, name)
+		}
+	}
+	return m, nil
+}

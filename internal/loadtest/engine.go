@@ -1,0 +1,536 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"txn/internal/loadgen"
+)
+
+// Target is the processor a run drives.
+type Target struct {
+	URL        string // e.g. http://127.0.0.1:8000
+	AdminToken string
+}
+
+// How preparation and verification talk to the processor: enough requests in parallel to keep
+// it busy, not so many that they crowd out each other.
+const (
+	prepWorkers      = 32
+	depositBatch     = 1000 // POST /transactions/batch's limit
+	depositWorkers   = 4
+	requestTimeout   = 10 * time.Second
+	maxAmbiguousKept = 1 << 20
+	// behindLagMs: a generator whose sends lag their schedule this much at p99 is not keeping
+	// up, even if it catches up on average.
+	behindLagMs = 10
+)
+
+// DescriptionPrefix starts the description of every transaction of run id, so its analytics
+// rows can be counted and deleted.
+func DescriptionPrefix(id string) string { return "loadtest:" + id + ":" }
+
+type account struct {
+	id    string
+	owner int // index in users
+}
+
+// Execution is one run's work: preparation, generation, settling and verification. The
+// service and the CLI drive it the same way.
+type Execution struct {
+	id     string
+	cfg    Config
+	seed   uint64
+	admin  string
+	prep   *Processor // preparation and verification
+	gen    *Processor // the generated load, one connection per worker
+	prefix string
+
+	users    []NewUser
+	accounts []account
+	picker   *Picker
+	runner   atomic.Pointer[loadgen.Runner]
+
+	// Observe, if set, is told of every generated request as it completes (for metrics).
+	Observe func(op, outcome string, latency time.Duration)
+
+	step                                       atomic.Value // string
+	usersDone, accountsDone, depositsDone      atomic.Int64
+	seededAmount, seededCount                  atomic.Int64
+	deposited, withdrawn, accepted, unresolved atomic.Int64
+	ambiguousMu                                sync.Mutex
+	ambiguous                                  []uint64
+	ambiguousTotal                             atomic.Int64
+}
+
+// NewExecution prepares run id of cfg (validated, with defaults) against target.
+func NewExecution(id string, cfg Config, target Target) *Execution {
+	x := &Execution{
+		id: id, cfg: cfg, seed: cfg.Seed, admin: target.AdminToken, prefix: DescriptionPrefix(id),
+		prep: NewProcessor(target.URL, target.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout)),
+		gen:  NewProcessor(target.URL, target.AdminToken, loadgen.NewHTTPClient(cfg.Connections, requestTimeout)),
+	}
+	x.step.Store("users")
+	return x
+}
+
+// Close releases the connections.
+func (x *Execution) Close() {
+	for _, p := range []*Processor{x.prep, x.gen} {
+		p.http.CloseIdleConnections()
+	}
+}
+
+// Progress is how far preparation got.
+func (x *Execution) Progress() *Progress {
+	c := x.cfg
+	p := &Progress{
+		Step:  x.step.Load().(string),
+		Users: x.usersDone.Load(), UsersTotal: int64(c.Users),
+		Accounts: x.accountsDone.Load(), AccountsTotal: int64(c.Users * c.AccountsPerUser),
+		Deposits: x.depositsDone.Load(),
+	}
+	if c.InitialBalance > 0 {
+		p.DepositsTotal = p.AccountsTotal
+	}
+	if total := p.UsersTotal + p.AccountsTotal + p.DepositsTotal; total > 0 {
+		p.Fraction = float64(p.Users+p.Accounts+p.Deposits) / float64(total)
+	}
+	return p
+}
+
+// Prepare creates the run's users (tagged with the run id) and accounts, and seeds every
+// account with the initial balance.
+func (x *Execution) Prepare(ctx context.Context) error {
+	c := x.cfg
+	x.users = make([]NewUser, c.Users)
+	x.accounts = make([]account, c.Users*c.AccountsPerUser)
+	tags := []string{x.id, "loadtest"}
+	jobs := make(chan int)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(jobs)
+		for i := range c.Users {
+			select {
+			case jobs <- i:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	for range min(prepWorkers, c.Users) {
+		g.Go(func() error {
+			for i := range jobs {
+				if err := x.createUser(gctx, i, tags); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	x.step.Store("deposits")
+	if c.InitialBalance > 0 {
+		if err := x.seedBalances(ctx); err != nil {
+			return err
+		}
+	}
+	x.step.Store("done")
+	return nil
+}
+
+func (x *Execution) createUser(ctx context.Context, i int, tags []string) error {
+	name := "loadtest-" + strconv.Itoa(i)
+	email := fmt.Sprintf("lt-%d-%s@example.com", i, x.id)
+	var u NewUser
+	// Creating a user is not idempotent: resend only what was certainly not applied.
+	err := retryIf(ctx, 8, notApplied, func() (err error) {
+		u, err = x.prep.CreateUser(ctx, name, email, tags)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create user %d: %w", i, err)
+	}
+	x.users[i] = u
+	x.usersDone.Add(1)
+	for j := range x.cfg.AccountsPerUser {
+		var id string
+		// A resent account creation may leave an extra empty account: harmless, and purged.
+		err := retry(ctx, 8, func() (err error) {
+			id, err = x.prep.CreateAccount(ctx, u.ID, x.cfg.Currency)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create account for user %d: %w", i, err)
+		}
+		x.accounts[i*x.cfg.AccountsPerUser+j] = account{id: id, owner: i}
+		x.accountsDone.Add(1)
+	}
+	return nil
+}
+
+// seed deposits the initial balance into every account in batches; each item has an
+// idempotency key, so a batch is safely resent.
+func (x *Execution) seedBalances(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(depositWorkers)
+	for start := 0; start < len(x.accounts); start += depositBatch {
+		idx := make([]int, 0, depositBatch)
+		for i := start; i < min(start+depositBatch, len(x.accounts)); i++ {
+			idx = append(idx, i)
+		}
+		g.Go(func() error { return x.seedBatch(gctx, idx) })
+	}
+	return g.Wait()
+}
+
+func (x *Execution) seedBatch(ctx context.Context, idx []int) error {
+	for attempt := 1; len(idx) > 0; attempt++ {
+		items := make([]BatchItem, len(idx))
+		for k, i := range idx {
+			items[k] = BatchItem{Type: OpDeposit, ToAccountID: x.accounts[i].id, Amount: x.cfg.InitialBalance,
+				Currency: x.cfg.Currency, Description: x.prefix + "seed", IdempotencyKey: x.id + ":seed:" + strconv.Itoa(i)}
+		}
+		var results []BatchResult
+		err := retry(ctx, 8, func() (err error) {
+			results, err = x.prep.Batch(ctx, items)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("seed deposits: %w", err)
+		}
+		var again []int
+		for k, r := range results {
+			switch {
+			case r.Status == http.StatusCreated:
+				x.seededAmount.Add(x.cfg.InitialBalance)
+				x.seededCount.Add(1)
+				x.depositsDone.Add(1)
+			case (r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable) && attempt < 8:
+				again = append(again, idx[k])
+			default:
+				code := ""
+				if r.Error != nil {
+					code = r.Error.Code + ": " + r.Error.Detail
+				}
+				return fmt.Errorf("seed deposit answered %d %s", r.Status, code)
+			}
+		}
+		idx = again
+		if len(idx) > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Generate sends the schedule until it ends or ctx is cancelled (a stop). feed, if set,
+// receives every completed request.
+func (x *Execution) Generate(ctx context.Context, feed *loadgen.Feed) (loadgen.Result, error) {
+	if len(x.accounts) == 0 {
+		return loadgen.Result{}, errors.New("loadtest: generate before prepare")
+	}
+	x.picker = NewPicker(x.cfg, len(x.accounts), x.seed)
+	r, err := loadgen.NewRunner(loadgen.Config{Schedule: x.cfg.Schedule(), Workers: x.cfg.Connections, Feed: feed}, x.work)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	x.runner.Store(r)
+	return r.Run(ctx)
+}
+
+// Runner is the generation's runner, nil before Generate.
+func (x *Execution) Runner() *loadgen.Runner { return x.runner.Load() }
+
+// request builds request seq: its token, idempotency key and body. The body is appended by
+// hand: it is on the hot path, and every value in it needs no escaping.
+func (x *Execution) request(seq uint64) (pk Pick, token, key string, body []byte) {
+	pk = x.picker.Pick(seq)
+	token = x.admin
+	b := make([]byte, 0, 256)
+	b = append(b, `{"type":"`...)
+	b = append(b, pk.Op...)
+	b = append(b, '"')
+	if pk.From >= 0 {
+		a := x.accounts[pk.From]
+		token = x.users[a.owner].APIKey
+		b = append(b, `,"from_account_id":"`...)
+		b = append(b, a.id...)
+		b = append(b, '"')
+	}
+	if pk.To >= 0 {
+		b = append(b, `,"to_account_id":"`...)
+		b = append(b, x.accounts[pk.To].id...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"amount":`...)
+	b = strconv.AppendInt(b, pk.Amount, 10)
+	b = append(b, `,"currency":"`...)
+	b = append(b, x.cfg.Currency...)
+	b = append(b, `","description":"`...)
+	b = append(b, x.prefix...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `"}`...)
+	return pk, token, x.id + ":" + strconv.FormatUint(seq, 10), b
+}
+
+// account books an applied request's money.
+func (x *Execution) account(pk Pick) {
+	x.accepted.Add(1)
+	switch pk.Op {
+	case OpDeposit:
+		x.deposited.Add(pk.Amount)
+	case OpWithdrawal:
+		x.withdrawn.Add(pk.Amount)
+	}
+}
+
+func (x *Execution) work(ctx context.Context, seq uint64) loadgen.Outcome {
+	pk, token, key, body := x.request(seq)
+	a := x.gen.Send(ctx, token, key, body)
+	switch {
+	case a.Status == http.StatusCreated:
+		x.account(pk)
+	case a.Ambiguous():
+		x.ambiguousTotal.Add(1)
+		x.ambiguousMu.Lock()
+		if len(x.ambiguous) < maxAmbiguousKept {
+			x.ambiguous = append(x.ambiguous, seq)
+		} else {
+			x.unresolved.Add(1)
+		}
+		x.ambiguousMu.Unlock()
+	}
+	if x.Observe != nil {
+		if rec := x.runner.Load().Recorder(); rec != nil {
+			outcome := a.Code
+			if outcome == "" {
+				outcome = loadgen.OutcomeOK
+			}
+			x.Observe(pk.Op, outcome, time.Since(rec.Start().Add(x.cfg.Schedule().At(seq))))
+		}
+	}
+	return loadgen.Outcome{Op: pk.Op, Status: a.Status, Code: a.Code, TxID: a.TxID}
+}
+
+// Settle resends, with their idempotency keys, the requests whose answer was lost, until each
+// has a definite one: a replayed 201 means the first attempt was applied, a fresh 201 that
+// this one was, 404 or 422 that none was. Settled requests are booked, so the money adds up.
+func (x *Execution) Settle(ctx context.Context) {
+	x.ambiguousMu.Lock()
+	seqs := x.ambiguous
+	x.ambiguous = nil
+	x.ambiguousMu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prepWorkers)
+	for _, seq := range seqs {
+		g.Go(func() error {
+			if !x.settle(gctx, seq) {
+				x.unresolved.Add(1)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// settle resends request seq until its answer is definite, and reports whether it got one.
+func (x *Execution) settle(ctx context.Context, seq uint64) bool {
+	pk, token, key, body := x.request(seq)
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		a := x.prep.Send(ctx, token, key, body)
+		switch a.Status {
+		case http.StatusCreated:
+			x.account(pk)
+			return true
+		case http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity:
+			return true
+		}
+		if attempt == 8 {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// AnalyticsCounter counts the transactions whose description starts with prefix in the
+// analytics store.
+type AnalyticsCounter func(ctx context.Context, prefix string) (int64, error)
+
+// Verify checks the money once the run is over (after Settle): the processor reconciles, the
+// run's accounts hold what was seeded and deposited less what was withdrawn, and, when count is
+// set, the analytics hold every accepted transaction once the pipeline caught up (polled until
+// wait passes).
+func (x *Execution) Verify(ctx context.Context, count AnalyticsCounter, wait time.Duration) *Verification {
+	v := &Verification{Problems: []string{}, Ambiguous: x.ambiguousTotal.Load(), Unresolved: x.unresolved.Load()}
+	problem := func(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
+
+	if rec, err := x.prep.Reconciliation(ctx); err != nil {
+		problem("reconciliation: %v", err)
+	} else {
+		v.Balanced = len(rec) > 0
+		names := make([]string, 0, len(rec))
+		for cur := range rec {
+			names = append(names, cur)
+		}
+		sort.Strings(names)
+		for _, cur := range names {
+			if b := rec[cur]; !b.Balanced || !b.AccountsMatchingEntries {
+				v.Balanced = false
+				problem("reconciliation of %s: sum %d, entries sum %d, accounts match entries %v",
+					cur, b.Sum, b.EntriesSum, b.AccountsMatchingEntries)
+			}
+		}
+	}
+
+	v.ExpectedBalanceTotal = x.seededAmount.Load() + x.deposited.Load() - x.withdrawn.Load()
+	if total, err := x.balanceTotal(ctx); err != nil {
+		problem("read balances: %v", err)
+	} else {
+		v.ActualBalanceTotal = total
+		v.BalancesMatch = total == v.ExpectedBalanceTotal
+		if !v.BalancesMatch {
+			problem("the run's accounts hold %d, expected %d", total, v.ExpectedBalanceTotal)
+		}
+	}
+	if v.Unresolved > 0 {
+		problem("%d requests never got a definite answer", v.Unresolved)
+	}
+
+	v.Accepted = x.seededCount.Load() + x.accepted.Load()
+	analyticsOK := true
+	if count != nil {
+		start := time.Now()
+		deadline := start.Add(wait)
+		var n int64
+		var err error
+		for {
+			if n, err = count(ctx, x.prefix); err == nil && n == v.Accepted {
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		v.AnalyticsWaitMs = time.Since(start).Milliseconds()
+		if err != nil {
+			problem("count analytics: %v", err)
+		} else {
+			v.EventsInAnalytics = &n
+		}
+		if analyticsOK = err == nil && n == v.Accepted; !analyticsOK && err == nil {
+			problem("analytics hold %d of the run's transactions after %s, want %d", n, wait, v.Accepted)
+		}
+	}
+	v.OK = v.Balanced && v.BalancesMatch && v.Unresolved == 0 && analyticsOK
+	v.CheckedAt = time.Now().UTC()
+	return v
+}
+
+// balanceTotal sums the balances of every account of the run's users.
+func (x *Execution) balanceTotal(ctx context.Context) (int64, error) {
+	var total atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prepWorkers)
+	for _, u := range x.users {
+		g.Go(func() error {
+			accts, err := x.prep.Accounts(gctx, u.ID)
+			for _, a := range accts {
+				total.Add(a.Balance)
+			}
+			return err
+		})
+	}
+	err := g.Wait()
+	return total.Load(), err
+}
+
+// scheduledBy is the number of requests the schedule sends before offset d.
+func scheduledBy(s loadgen.Schedule, d time.Duration) uint64 {
+	total := s.Total()
+	return uint64(sort.Search(int(total), func(i int) bool { return s.At(uint64(i)) >= d }))
+}
+
+// Fill sets r's preparation progress, counters, latencies and rates from the execution so far,
+// or, given the generation's result, from the whole run.
+func (x *Execution) Fill(r *Run, res *loadgen.Result) {
+	r.Progress = x.Progress()
+	sched := x.cfg.Schedule()
+	r.TargetRate = sched.Rate
+	r.Scheduled = sched.Total()
+	runner := x.runner.Load()
+	if runner == nil || runner.Recorder() == nil {
+		return
+	}
+	var start, end time.Time
+	if res != nil {
+		r.fill(res.Summary, 0)
+		start, end = res.Started, res.Ended
+		r.LogDropped = res.Dropped
+	} else {
+		r.fill(runner.Summary(), runner.Progress().InFlight)
+		start, end = runner.Recorder().Start(), time.Now()
+	}
+	st := start.UTC()
+	r.StartedAt = &st
+	if res != nil {
+		en := end.UTC()
+		r.EndedAt = &en
+	}
+	el := end.Sub(start)
+	if el <= 0 {
+		return
+	}
+	r.AchievedRate = float64(r.Sent) / el.Seconds()
+	// What the schedule asked per second: over its whole length once it ran out (a generator
+	// that fell behind stretched the running phase, and the achieved rate shows it), else over
+	// the part of it until now or the stop.
+	if res != nil && !res.Stopped {
+		r.ScheduledRate = float64(r.Scheduled) / sched.Duration.Seconds()
+	} else if span := min(el, sched.Duration); span > 0 {
+		r.ScheduledRate = float64(scheduledBy(sched, span)) / span.Seconds()
+	}
+	r.Behind = el >= time.Second && (r.AchievedRatio() < 0.99 || r.SendLagMs.P99 > behindLagMs)
+}
+
+// Points is the per-second timeseries so far, times in UTC.
+func (x *Execution) Points() []loadgen.Point {
+	if r := x.runner.Load(); r != nil {
+		if pts := r.Points(); pts != nil {
+			for i := range pts {
+				pts[i].T = pts[i].T.UTC()
+			}
+			return pts
+		}
+	}
+	return []loadgen.Point{}
+}

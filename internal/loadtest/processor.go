@@ -1,0 +1,300 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"txn/internal/ledger"
+	"txn/internal/loadgen"
+)
+
+// Processor is a client of the processor's public API (API.md), as the load tester uses it.
+type Processor struct {
+	base  string // .../api/v1
+	admin string
+	http  *http.Client
+}
+
+// NewProcessor is a client of the processor at baseURL (e.g. http://127.0.0.1:8000) calling
+// admin endpoints with adminToken.
+func NewProcessor(baseURL, adminToken string, client *http.Client) *Processor {
+	return &Processor{base: strings.TrimSuffix(baseURL, "/") + "/api/v1", admin: adminToken, http: client}
+}
+
+// APIError is a problem+json answer.
+type APIError struct {
+	Status int
+	Code   string
+	Detail string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("processor answered %d %s: %s", e.Status, e.Code, e.Detail)
+}
+
+// retryable reports an error worth retrying for an idempotent request: 429 or 503 (API.md),
+// or a transport error.
+func retryable(err error) bool {
+	var e *APIError
+	if errors.As(err, &e) {
+		return notApplied(err)
+	}
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// notApplied reports an answer that says the request was not applied (429, 503): safe to
+// resend even when the request is not idempotent.
+func notApplied(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable)
+}
+
+// retry runs fn until it succeeds, fails for good, or attempts run out, backing off between.
+func retry(ctx context.Context, attempts int, fn func() error) error {
+	return retryIf(ctx, attempts, retryable, fn)
+}
+
+// retryIf is retry for the errors again accepts.
+func retryIf(ctx context.Context, attempts int, again func(error) bool, fn func() error) error {
+	wait := 50 * time.Millisecond
+	for i := 1; ; i++ {
+		err := fn()
+		if err == nil || i == attempts || !again(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// call sends a JSON request with the admin token and decodes a 2xx answer into out.
+func (p *Processor) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.admin)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := &APIError{Status: resp.StatusCode}
+		var prob struct{ Code, Detail string }
+		if json.Unmarshal(b, &prob) == nil {
+			e.Code, e.Detail = prob.Code, prob.Detail
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// NewUser is a created user with its API key.
+type NewUser struct {
+	ID     string `json:"id"`
+	APIKey string `json:"api_key"`
+}
+
+// CreateUser creates a user. It is not idempotent, so it is not retried here.
+func (p *Processor) CreateUser(ctx context.Context, name, email string, tags []string) (NewUser, error) {
+	var u NewUser
+	err := p.call(ctx, http.MethodPost, "/users", map[string]any{"name": name, "email": email, "tags": tags}, &u)
+	return u, err
+}
+
+// CreateAccount opens an account for userID and returns its id.
+func (p *Processor) CreateAccount(ctx context.Context, userID, currency string) (string, error) {
+	var a struct {
+		ID string `json:"id"`
+	}
+	err := p.call(ctx, http.MethodPost, "/accounts", map[string]any{"user_id": userID, "currency": currency}, &a)
+	return a.ID, err
+}
+
+// BatchItem is one request of POST /transactions/batch.
+type BatchItem struct {
+	Type           string `json:"type"`
+	FromAccountID  string `json:"from_account_id,omitempty"`
+	ToAccountID    string `json:"to_account_id,omitempty"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	Description    string `json:"description,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// BatchResult is one item's answer.
+type BatchResult struct {
+	Status int `json:"status"`
+	Error  *struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	} `json:"error"`
+}
+
+// Batch applies up to 1000 requests, each on its own, with the admin token.
+func (p *Processor) Batch(ctx context.Context, items []BatchItem) ([]BatchResult, error) {
+	var out struct {
+		Results []BatchResult `json:"results"`
+	}
+	if err := p.call(ctx, http.MethodPost, "/transactions/batch", map[string]any{"transactions": items}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(items) {
+		return nil, fmt.Errorf("batch of %d answered %d results", len(items), len(out.Results))
+	}
+	return out.Results, nil
+}
+
+// Reconciliation is GET /admin/reconciliation.
+func (p *Processor) Reconciliation(ctx context.Context) (map[string]ledger.CurrencyBalance, error) {
+	var out struct {
+		Currencies map[string]ledger.CurrencyBalance `json:"currencies"`
+	}
+	err := retry(ctx, 5, func() error { return p.call(ctx, http.MethodGet, "/admin/reconciliation", nil, &out) })
+	return out.Currencies, err
+}
+
+type page[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// list reads every page of a list endpoint.
+func list[T any](ctx context.Context, p *Processor, path string) ([]T, error) {
+	var all []T
+	cursor := ""
+	for {
+		q := url.Values{"limit": {"200"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var pg page[T]
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		if err := retry(ctx, 5, func() error { return p.call(ctx, http.MethodGet, path+sep+q.Encode(), nil, &pg) }); err != nil {
+			return all, err
+		}
+		all = append(all, pg.Data...)
+		if pg.NextCursor == nil || *pg.NextCursor == "" {
+			return all, nil
+		}
+		cursor = *pg.NextCursor
+	}
+}
+
+// UsersByTag lists the users carrying tag.
+func (p *Processor) UsersByTag(ctx context.Context, tag string) ([]ledger.User, error) {
+	return list[ledger.User](ctx, p, "/users?tag="+url.QueryEscape(tag))
+}
+
+// Accounts lists a user's accounts.
+func (p *Processor) Accounts(ctx context.Context, userID string) ([]ledger.Account, error) {
+	return list[ledger.Account](ctx, p, "/users/"+url.PathEscape(userID)+"/accounts")
+}
+
+// Purge deletes the users carrying tag and all they own.
+func (p *Processor) Purge(ctx context.Context, tag string) (ledger.PurgeResult, error) {
+	var out ledger.PurgeResult
+	err := retry(ctx, 5, func() error { return p.call(ctx, http.MethodPost, "/admin/purge", map[string]string{"tag": tag}, &out) })
+	return out, err
+}
+
+// Answer is the outcome of one generated request.
+type Answer struct {
+	Status int    // 0 when no answer came
+	Code   string // "" for 201; the problem's code, http_<status>, timeout, conn_error, canceled
+	TxID   string
+}
+
+// Ambiguous reports an answer that does not say whether the request was applied: none came,
+// or a 5xx other than 503 unavailable (which API.md guarantees applied nothing).
+func (a Answer) Ambiguous() bool {
+	return a.Status == 0 || (a.Status >= 500 && a.Code != string(ledger.CodeUnavailable))
+}
+
+// Send posts one transaction request (a prebuilt JSON body) with token and idempotency key.
+// It reads just enough of the answer to classify it: the hot path parses no JSON.
+func (p *Processor) Send(ctx context.Context, token, key string, body []byte) Answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/transactions", bytes.NewReader(body))
+	if err != nil {
+		return Answer{Code: "bad_request"}
+	}
+	req.Header["Authorization"] = []string{"Bearer " + token}
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["Idempotency-Key"] = []string{key}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return Answer{Code: loadgen.HTTPOutcome("", nil, err).Code}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, resp.Body) // a keep-alive connection needs the body drained
+	_ = resp.Body.Close()
+	a := Answer{Status: resp.StatusCode}
+	if err != nil {
+		// The status came but the body broke off: the status still says what happened.
+		if a.Status != http.StatusCreated {
+			a.Code = "http_" + strconv.Itoa(a.Status)
+		}
+		return a
+	}
+	if a.Status == http.StatusCreated {
+		a.TxID = stringField(b, `"id":"`)
+		return a
+	}
+	if a.Code = stringField(b, `"code":"`); a.Code == "" {
+		a.Code = "http_" + strconv.Itoa(a.Status)
+	}
+	return a
+}
+
+// stringField finds the first JSON string field introduced by prefix (e.g. `"id":"`) in the
+// compact JSON the processor writes; its values here (ids, codes) have no escapes.
+func stringField(b []byte, prefix string) string {
+	i := bytes.Index(b, []byte(prefix))
+	if i < 0 {
+		return ""
+	}
+	v := b[i+len(prefix):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 || j > 128 {
+		return ""
+	}
+	return string(v[:j])
+}
