@@ -4,26 +4,19 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"txn/internal/config"
 	"txn/internal/consumer"
+	"txn/internal/service"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	env := config.New(nil)
-	log := env.Logger("consumer")
-	cfg, err := consumer.FromEnv(env)
-	if err == nil {
-		err = consumer.Run(ctx, cfg, log)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "consumer:", err)
-		os.Exit(1)
-	}
+	service.Main("consumer", func(ctx context.Context, env *config.Env, log *slog.Logger) error {
+		cfg, err := consumer.FromEnv(env)
+		if err != nil {
+			return err
+		}
+		return consumer.Run(ctx, cfg, log)
+	})
 }

@@ -4,26 +4,19 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"txn/internal/config"
 	"txn/internal/notifier"
+	"txn/internal/service"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	env := config.New(nil)
-	log := env.Logger("notifier")
-	cfg, err := notifier.FromEnv(env)
-	if err == nil {
-		err = notifier.Run(ctx, cfg, log)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "notifier:", err)
-		os.Exit(1)
-	}
+	service.Main("notifier", func(ctx context.Context, env *config.Env, log *slog.Logger) error {
+		cfg, err := notifier.FromEnv(env)
+		if err != nil {
+			return err
+		}
+		return notifier.Run(ctx, cfg, log)
+	})
 }

@@ -3,26 +3,19 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"txn/internal/config"
 	"txn/internal/processor"
+	"txn/internal/service"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	env := config.New(nil)
-	log := env.Logger("processor")
-	cfg, err := processor.FromEnv(env)
-	if err == nil {
-		err = processor.Run(ctx, cfg, log)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "processor:", err)
-		os.Exit(1)
-	}
+	service.Main("processor", func(ctx context.Context, env *config.Env, log *slog.Logger) error {
+		cfg, err := processor.FromEnv(env)
+		if err != nil {
+			return err
+		}
+		return processor.Run(ctx, cfg, log)
+	})
 }

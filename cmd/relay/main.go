@@ -5,10 +5,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"txn/internal/config"
 	"txn/internal/kafka"
@@ -17,24 +14,18 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	env := config.New(nil)
-	log := env.Logger("relay")
-	cfg := processor.RelayConfig{
-		DirectURL: env.String("DATABASE_DIRECT_URL", "postgres://txn:txn@127.0.0.1:55432/txn"),
-		Brokers:   kafka.Brokers(env.String("KAFKA_BROKERS", "127.0.0.1:59092")),
-		Topic:     env.String("KAFKA_TOPIC", "txn.events"),
-	}
-	addr := env.String("RELAY_ADDR", "127.0.0.1:8004")
-	err := env.Err()
-	if err == nil {
-		err = service.Run(ctx, addr, log, func(ctx context.Context, s *service.Service) error {
+	service.Main("relay", func(ctx context.Context, env *config.Env, log *slog.Logger) error {
+		cfg := processor.RelayConfig{
+			DirectURL: env.String("DATABASE_DIRECT_URL", "postgres://txn:txn@127.0.0.1:55432/txn"),
+			Brokers:   kafka.Brokers(env.String("KAFKA_BROKERS", "127.0.0.1:59092")),
+			Topic:     env.String("KAFKA_TOPIC", "txn.events"),
+		}
+		addr := env.String("RELAY_ADDR", "127.0.0.1:8004")
+		if err := env.Err(); err != nil {
+			return err
+		}
+		return service.Run(ctx, addr, log, func(ctx context.Context, s *service.Service) error {
 			return processor.RunRelay(ctx, cfg, log, s.Registry)
 		})
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "relay:", err)
-		os.Exit(1)
-	}
+	})
 }

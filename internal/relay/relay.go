@@ -105,34 +105,47 @@ func (r *Relay) leading(b bool) {
 func (r *Relay) lead(ctx context.Context, s Session) error {
 	ids := make([]int64, 0, r.cfg.Batch)
 	for {
-		recs, err := s.Fetch(ctx, r.cfg.Batch)
+		n, lag, err := r.round(ctx, s, ids)
 		if err != nil {
 			return err
 		}
-		if len(recs) > 0 {
-			if err := r.producer.Produce(ctx, recs); err != nil {
-				return err
-			}
-			ids = ids[:0]
-			for _, rec := range recs {
-				ids = append(ids, rec.ID)
-			}
-			if err := s.Delete(ctx, ids); err != nil {
-				return err
-			}
-		}
 		if r.cfg.Observe != nil {
-			var lag time.Duration
-			if len(recs) > 0 {
-				lag = time.Since(recs[0].CreatedAt)
-			}
-			r.cfg.Observe(len(recs), lag)
+			r.cfg.Observe(n, lag)
 		}
-		if len(recs) < r.cfg.Batch && !sleep(ctx, r.cfg.Poll) {
+		if n < r.cfg.Batch && !sleep(ctx, r.cfg.Poll) {
+			return ctx.Err()
+		}
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 }
+
+// round relays one batch: fetch, produce, delete. Shutdown does not cut a round short: rows
+// Kafka has acknowledged are deleted before the relay stops, so a graceful stop sends nothing
+// twice (a crash between produce and delete still may; consumers are idempotent).
+func (r *Relay) round(ctx context.Context, s Session, ids []int64) (int, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), roundTimeout)
+	defer cancel()
+	recs, err := s.Fetch(ctx, r.cfg.Batch)
+	if err != nil || len(recs) == 0 {
+		return 0, 0, err
+	}
+	if err := r.producer.Produce(ctx, recs); err != nil {
+		return 0, 0, err
+	}
+	ids = ids[:0]
+	for _, rec := range recs {
+		ids = append(ids, rec.ID)
+	}
+	if err := s.Delete(ctx, ids); err != nil {
+		return 0, 0, err
+	}
+	return len(recs), time.Since(recs[0].CreatedAt), nil
+}
+
+// roundTimeout bounds one round, so a hung broker or database cannot hold a stopping relay.
+const roundTimeout = 30 * time.Second
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
