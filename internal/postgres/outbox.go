@@ -37,7 +37,14 @@ func (l *OutboxLeader) TryLead(ctx context.Context) (relay.Session, error) {
 
 // outboxSession does all its work on the connection that holds the lock: if that connection
 // dies, so does the leadership, and this session cannot go on beside a new leader.
-type outboxSession struct{ conn *pgx.Conn }
+type outboxSession struct {
+	conn    *pgx.Conn
+	deleted int // rows deleted since the last vacuum
+}
+
+// vacuumAfter is how many deleted rows make the relay vacuum the outbox itself: after a large
+// backlog, dead index entries slow every scan from the head until autovacuum comes round.
+const vacuumAfter = 50_000
 
 // Fetch reads only rows written by transactions older than every transaction still running
 // (xid below the snapshot's xmin), so a row committed late can never be passed over. Among
@@ -66,6 +73,13 @@ func (s *outboxSession) Delete(ctx context.Context, ids []int64) error {
 	if int(tag.RowsAffected()) != len(ids) {
 		// Only the leader deletes, so this means a second relay ran beside it.
 		return fmt.Errorf("outbox: deleted %d of %d relayed rows", tag.RowsAffected(), len(ids))
+	}
+	if s.deleted += len(ids); s.deleted >= vacuumAfter {
+		s.deleted = 0
+		// Outside any transaction, on the leader's own connection.
+		if _, err := s.conn.Exec(ctx, `VACUUM outbox`); err != nil {
+			return fmt.Errorf("outbox: vacuum: %w", err)
+		}
 	}
 	return nil
 }
