@@ -26,11 +26,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"txn/internal/config"
 )
 
 func main() {
@@ -45,14 +46,15 @@ func main() {
 // run serves until ctx is done. unsignal restores default signal handling once shutdown has
 // begun, so that a second signal ends the process at once.
 func run(ctx context.Context, unsignal func(), args []string, getenv func(string) string, stderr io.Writer) error {
-	defaultPort, err := envInt(getenv, "KAFKA_PORT", 59092)
-	if err != nil {
+	env := config.New(getenv)
+	defaultPort, defaultDir := env.Int("KAFKA_PORT", 59092), env.String("KAFKA_DATA_DIR", ".state/kafka")
+	if err := env.Err(); err != nil {
 		return err
 	}
 	flags := flag.NewFlagSet("kafkalocal", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	port := flags.Int("port", defaultPort, "port to listen on, on 127.0.0.1 ($KAFKA_PORT)")
-	dataDir := flags.String("data-dir", envString(getenv, "KAFKA_DATA_DIR", ".state/kafka"), "directory for topics, records and offsets ($KAFKA_DATA_DIR)")
+	dataDir := flags.String("data-dir", defaultDir, "directory for topics, records and offsets ($KAFKA_DATA_DIR)")
 	partitions := flags.Int("partitions", 3, "partitions of auto-created topics")
 	logLevel := flags.String("log-level", "error", "broker log level: none, error, warn, info, debug")
 	if err := flags.Parse(args); err != nil {
@@ -104,23 +106,4 @@ func parseLevel(s string) (kfake.LogLevel, error) {
 		return kfake.LogLevelDebug, nil
 	}
 	return 0, fmt.Errorf("unknown log level %q (none, error, warn, info, debug)", s)
-}
-
-func envString(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(getenv func(string) string, key string, def int) (int, error) {
-	v := getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("$%s: %q is not a number", key, v)
-	}
-	return n, nil
 }

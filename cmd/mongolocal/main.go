@@ -33,6 +33,8 @@ import (
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"txn/internal/config"
 )
 
 func main() {
@@ -47,14 +49,15 @@ func main() {
 // run serves until ctx is done. unsignal restores default signal handling once shutdown has
 // begun, so that a second signal ends the process at once.
 func run(ctx context.Context, unsignal func(), args []string, getenv func(string) string, stderr io.Writer) error {
-	defaultPort, err := envInt(getenv, "MONGO_PORT", 57017)
-	if err != nil {
+	env := config.New(getenv)
+	defaultPort, defaultDir := env.Int("MONGO_PORT", 57017), env.String("MONGO_DATA_DIR", ".state/mongo")
+	if err := env.Err(); err != nil {
 		return err
 	}
 	flags := flag.NewFlagSet("mongolocal", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	port := flags.Int("port", defaultPort, "port to listen on, on 127.0.0.1 ($MONGO_PORT)")
-	dataDir := flags.String("data-dir", envString(getenv, "MONGO_DATA_DIR", ".state/mongo"), "directory for the SQLite data files ($MONGO_DATA_DIR)")
+	dataDir := flags.String("data-dir", defaultDir, "directory for the SQLite data files ($MONGO_DATA_DIR)")
 	logLevel := flags.String("log-level", "warn", "FerretDB's log level: debug, info, warn, error")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -98,23 +101,4 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 	err = db.Run(ctx) // returns once ctx is done and every connection is closed
 	log.Info("stopped")
 	return err
-}
-
-func envString(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(getenv func(string) string, key string, def int) (int, error) {
-	v := getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("$%s: %q is not a number", key, v)
-	}
-	return n, nil
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,27 +22,8 @@ import (
 
 	"txn/internal/apidocs"
 	"txn/internal/httpapi"
+	"txn/internal/testenv"
 )
-
-// chromium finds Debian's chromium, or fails saying how to get it: the docs page is part of the
-// product, so its test must not skip quietly where the browser is missing.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Fatalf("CHROMIUM=%s: %v", p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"chromium", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("chromium is not installed: the /docs browser test needs it " +
-		"(Debian/Ubuntu: apt-get install chromium; or set CHROMIUM to a Chrome or Chromium binary)")
-	return ""
-}
 
 // outDir is the repository's git-ignored out/ directory.
 func outDir(t *testing.T) string {
@@ -73,23 +53,10 @@ func outDir(t *testing.T) string {
 // Swagger UI lists exactly the spec's operations, that the page made no request anywhere but
 // its own server, and that it logged no error. Screenshots go to out/docs-<service>.png.
 func TestDocsRenderInChromium(t *testing.T) {
-	exe := chromium(t)
 	out := outDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // as root in CI containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
+	alloc, cancelAlloc := testenv.Chromium(t, ctx, 1280, 1000)
 	defer cancelAlloc()
 
 	loadtest := http.NewServeMux()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,25 +34,7 @@ type browser struct {
 // package, when Chromium is not installed.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	path := "/usr/bin/chromium"
-	if _, err := os.Stat(path); err != nil {
-		if path, err = exec.LookPath("chromium"); err != nil {
-			t.Fatal("the web UI test needs headless Chromium: install Debian's package with `apt-get install chromium`")
-		}
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1000),
-	)
+	actx, cancelAlloc := testenv.Chromium(t, context.Background(), 1440, 1000)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelTime := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
@@ -72,7 +53,7 @@ func startBrowser(t *testing.T) *browser {
 		}
 	}()
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start Chromium (%s): %v", path, err)
+		t.Fatalf("start Chromium: %v", err)
 	}
 	return b
 }
