@@ -6,18 +6,15 @@ package apidocs
 
 import (
 	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"txn/internal/static"
 )
 
 // The services' OpenAPI documents, as written (YAML).
@@ -87,19 +84,6 @@ const initJS = `window.addEventListener("load", function () {
 const csp = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " +
 	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
-type file struct {
-	ctype string
-	body  []byte
-	gzip  bool // body is gzip-compressed
-	etag  string
-}
-
-func newFile(ctype string, body []byte, gz bool) file {
-	sum := sha256.Sum256(body)
-	// Weak: the same ETag names the gzipped and the plain encoding.
-	return file{ctype: ctype, body: body, gzip: gz, etag: `W/"` + hex.EncodeToString(sum[:8]) + `"`}
-}
-
 // Handler serves spec (YAML or JSON) as JSON at /openapi.json and the docs page titled title
 // at /docs, with its assets under /docs/. It panics when spec does not parse: the specs are
 // embedded and tested, so that is a programming error found at startup.
@@ -112,48 +96,14 @@ func Handler(spec []byte, title string) http.Handler {
 	if err := page.Execute(&html, title); err != nil {
 		panic("apidocs: " + err.Error())
 	}
-	files := map[string]file{
-		"/openapi.json":              newFile("application/json", js, false),
-		"/docs":                      newFile("text/html; charset=utf-8", html.Bytes(), false),
-		"/docs/init.js":              newFile("text/javascript; charset=utf-8", []byte(initJS), false),
-		"/docs/swagger-ui-bundle.js": newFile("text/javascript; charset=utf-8", asset("swagger-ui-bundle.js"), true),
-		"/docs/swagger-ui.css":       newFile("text/css; charset=utf-8", asset("swagger-ui.css"), true),
+	files := map[string]static.File{
+		"/openapi.json":              static.NewFile("application/json", js, false),
+		"/docs":                      static.NewFile("text/html; charset=utf-8", html.Bytes(), false),
+		"/docs/init.js":              static.NewFile("text/javascript; charset=utf-8", []byte(initJS), false),
+		"/docs/swagger-ui-bundle.js": static.NewFile("text/javascript; charset=utf-8", asset("swagger-ui-bundle.js"), true),
+		"/docs/swagger-ui.css":       static.NewFile("text/css; charset=utf-8", asset("swagger-ui.css"), true),
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, ok := files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", f.ctype)
-		h.Set("ETag", f.etag)
-		h.Set("Cache-Control", "no-cache") // revalidate: a new binary may bring new files
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", csp)
-		if f.gzip {
-			h.Set("Vary", "Accept-Encoding")
-		}
-		if r.Header.Get("If-None-Match") == f.etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		if !f.gzip {
-			_, _ = w.Write(f.body)
-			return
-		}
-		if acceptsGzip(r) {
-			h.Set("Content-Encoding", "gzip")
-			_, _ = w.Write(f.body)
-			return
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(f.body))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = io.Copy(w, zr)
-	})
+	return static.Handler(files, csp)
 }
 
 func asset(name string) []byte {
@@ -162,16 +112,6 @@ func asset(name string) []byte {
 		panic("apidocs: " + err.Error())
 	}
 	return b
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
-			return true
-		}
-	}
-	return false
 }
 
 // ToJSON converts a YAML (or JSON) document to indented JSON, keeping the order of keys, so

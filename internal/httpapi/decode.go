@@ -20,8 +20,8 @@ const (
 	maxBatchBody = 4 << 20
 )
 
-// readBody enforces the content type and size limit and returns the raw body.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// ReadBody enforces the content type and size limit and returns the raw body.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return nil, ledger.Errorf(ledger.CodeUnsupportedMedia, "the body must be application/json")
@@ -36,9 +36,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
-// decodeObject decodes one JSON object into v, refusing unknown fields and trailing data.
+// DecodeObject decodes one JSON object into v, refusing unknown fields and trailing data.
 // Type errors are validation errors naming the field.
-func decodeObject(body []byte, v any) error {
+func DecodeObject(body []byte, v any) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return ledger.Errorf(ledger.CodeInvalidJSON, "the body must be a JSON object")

@@ -12,7 +12,7 @@ import (
 // --- users ---
 
 func (s *server) createUser(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(w, r, maxBody)
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
@@ -22,7 +22,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) error {
 		WebhookURL *string  `json:"webhook_url"`
 		Tags       []string `json:"tags"`
 	}
-	if err := decodeObject(body, &in); err != nil {
+	if err := DecodeObject(body, &in); err != nil {
 		return err
 	}
 	u, err := s.Ledger.CreateUser(r.Context(), caller(r), ledger.NewUserInput{
@@ -65,13 +65,13 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(w, r, maxBody)
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	// A map, to tell a field set to null (clear it) from a field left out (keep it).
 	var in map[string]json.RawMessage
-	if err := decodeObject(body, &in); err != nil {
+	if err := DecodeObject(body, &in); err != nil {
 		return err
 	}
 	var patch ledger.UserPatch
@@ -104,7 +104,7 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) error {
 // --- accounts ---
 
 func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(w, r, maxBody)
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		UserID   *string `json:"user_id"`
 		Currency string  `json:"currency"`
 	}
-	if err := decodeObject(body, &in); err != nil {
+	if err := DecodeObject(body, &in); err != nil {
 		return err
 	}
 	var userID uuid.UUID
@@ -190,12 +190,12 @@ func (s *server) createTransaction(w http.ResponseWriter, r *http.Request) error
 			return err
 		}
 	}
-	body, err := readBody(w, r, maxBody)
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	var in txRequestJSON
-	if err := decodeObject(body, &in); err != nil {
+	if err := DecodeObject(body, &in); err != nil {
 		return err
 	}
 	if in.IdempotencyKey != nil {
@@ -246,14 +246,14 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) error {
 		return ledger.Invalid(ledger.FieldError{Field: "Idempotency-Key",
 			Message: "is not taken for a batch: give each item an idempotency_key"})
 	}
-	body, err := readBody(w, r, maxBatchBody)
+	body, err := ReadBody(w, r, maxBatchBody)
 	if err != nil {
 		return err
 	}
 	var in struct {
 		Transactions []json.RawMessage `json:"transactions"`
 	}
-	if err := decodeObject(body, &in); err != nil {
+	if err := DecodeObject(body, &in); err != nil {
 		return err
 	}
 	if len(in.Transactions) == 0 || len(in.Transactions) > 1000 {
@@ -264,7 +264,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) error {
 	index := make([]int, 0, len(in.Transactions))
 	for i, raw := range in.Transactions {
 		var item txRequestJSON
-		if err := decodeObject(raw, &item); err != nil {
+		if err := DecodeObject(raw, &item); err != nil {
 			out[i] = itemError(err)
 			continue
 		}
@@ -331,14 +331,14 @@ func (s *server) reconciliation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) purge(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(w, r, maxBody)
+	body, err := ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	var in struct {
 		Tag string `json:"tag"`
 	}
-	if err := decodeObject(body, &in); err != nil {
+	if err := DecodeObject(body, &in); err != nil {
 		return err
 	}
 	res, err := s.Ledger.Purge(r.Context(), caller(r), in.Tag)

@@ -85,6 +85,16 @@ func asDomain(r *http.Request, log *slog.Logger, err error) *ledger.Error {
 	return ledger.Errorf(ledger.CodeUnavailable, "a dependency failed; the request was not applied")
 }
 
+// WriteError answers err as problem+json; an error without a known code is a 503 that carries
+// its text (for services whose callers are operators, such as the load tester).
+func WriteError(w http.ResponseWriter, err error) {
+	var e *ledger.Error
+	if !errors.As(err, &e) || statusOf[e.Code] == 0 {
+		e = ledger.Errorf(ledger.CodeUnavailable, "%v", err)
+	}
+	writeProblem(w, e)
+}
+
 func writeProblem(w http.ResponseWriter, e *ledger.Error) {
 	p := problemOf(e)
 	if e.Code == ledger.CodeRateLimited {

@@ -1,16 +1,12 @@
 package loadtest
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +54,7 @@ var pageRoutes = []struct {
 	{"GET /", func(d HandlerDeps) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/api/") { // an API path no route matched
-				writeProblem(w, ledger.Errorf(ledger.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+				httpapi.WriteError(w, ledger.Errorf(ledger.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 				return
 			}
 			d.UI.ServeHTTP(w, r)
@@ -108,36 +104,12 @@ func NewHandler(d HandlerDeps) http.Handler {
 	return mux
 }
 
-var statusOf = map[ledger.Code]int{
-	ledger.CodeInvalidJSON:      http.StatusBadRequest,
-	ledger.CodeValidation:       http.StatusBadRequest,
-	ledger.CodeUnauthorized:     http.StatusUnauthorized,
-	ledger.CodeNotFound:         http.StatusNotFound,
-	ledger.CodeConflict:         http.StatusConflict,
-	ledger.CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
-	ledger.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
-	ledger.CodeUnavailable:      http.StatusServiceUnavailable,
-}
-
-// writeProblem answers err as problem+json (API.md); an error without a known code is a 503.
-func writeProblem(w http.ResponseWriter, err error) {
-	var e *ledger.Error
-	if !errors.As(err, &e) || statusOf[e.Code] == 0 {
-		e = ledger.Errorf(ledger.CodeUnavailable, "%v", err)
-	}
-	status := statusOf[e.Code]
-	service.WriteJSONType(w, status, "application/problem+json", httpapi.Problem{
-		Type: "https://txn.dev/problems/" + string(e.Code), Title: http.StatusText(status), Status: status,
-		Detail: e.Detail, Code: e.Code, Errors: e.Fields,
-	})
-}
-
 func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || s.AdminToken == "" ||
 			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.AdminToken)) != 1 {
-			writeProblem(w, ledger.Errorf(ledger.CodeUnauthorized, "the admin token is required"))
+			httpapi.WriteError(w, ledger.Errorf(ledger.CodeUnauthorized, "the admin token is required"))
 			return
 		}
 		if err := h(w, r); err != nil {
@@ -145,7 +117,7 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 			if !errors.As(err, &e) || e.Code == ledger.CodeUnavailable {
 				s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			writeProblem(w, err)
+			httpapi.WriteError(w, err)
 		}
 	})
 }
@@ -154,45 +126,11 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 func decodeConfig(w http.ResponseWriter, r *http.Request) (Config, error) {
 	// Fields left out keep API.md's defaults; decoding only overwrites what the body names.
 	c := Config{InitialBalance: DefaultBalance}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return c, ledger.Errorf(ledger.CodeUnsupportedMedia, "the body must be application/json")
+	body, err := httpapi.ReadBody(w, r, 64<<10)
+	if err == nil {
+		err = httpapi.DecodeObject(body, &c)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return c, ledger.Errorf(ledger.CodeBodyTooLarge, "the body must be at most 64 KiB")
-	} else if err != nil {
-		return c, ledger.Errorf(ledger.CodeInvalidJSON, "the body could not be read")
-	}
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return c, ledger.Errorf(ledger.CodeInvalidJSON, "the body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return c, ledger.Invalid(ledger.FieldError{Field: typeErr.Field, Message: "must be " + kindOf(typeErr.Type.Kind())})
-		}
-		return c, ledger.Errorf(ledger.CodeInvalidJSON, "%s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return c, ledger.Errorf(ledger.CodeInvalidJSON, "the body must hold one JSON object and nothing after it")
-	}
-	return c, nil
-}
-
-func kindOf(k reflect.Kind) string {
-	switch k {
-	case reflect.Int, reflect.Int64, reflect.Uint64:
-		return "an integer"
-	case reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	default:
-		return "an object"
-	}
+	return c, err
 }
 
 func (s *server) createRun(w http.ResponseWriter, r *http.Request) error {
