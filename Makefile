@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench build fmt vet compose-config
+.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config
 
 up:
 	@$(STACK) up
@@ -33,6 +33,10 @@ test-unit:
 bench:
 	@$(STACK) servers
 	@scripts/bench.sh
+
+# The whole system (a private copy) under load at several rates: CPU per transaction per component.
+bench-system:
+	@scripts/bench-system.sh
 
 fmt:
 	gofmt -l -w .

@@ -3,7 +3,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -249,16 +248,17 @@ func (pl *pipeline) drainTasks(t *testing.T) *taskSink {
 						open = false
 						break
 					}
-					var task struct {
-						NotificationID string `json:"notification_id"`
-					}
-					if json.Unmarshal(d.Body, &task) != nil || task.NotificationID != d.MessageId {
-						t.Errorf("task %s with message id %q", d.Body, d.MessageId)
+					tasks, err := rabbitmq.DecodeTasks(d.Body)
+					if err != nil || (len(tasks) == 1 && tasks[0].NotificationID.String() != d.MessageId) {
+						t.Errorf("message %q: %s: %v", d.MessageId, d.Body, err)
 					}
 					s.mu.Lock()
-					s.seen[d.MessageId]++
-					if s.seen[d.MessageId] > 1 {
-						s.dups++
+					for _, task := range tasks {
+						id := task.NotificationID.String()
+						s.seen[id]++
+						if s.seen[id] > 1 {
+							s.dups++
+						}
 					}
 					s.mu.Unlock()
 				case <-ctx.Done():

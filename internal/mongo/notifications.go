@@ -279,23 +279,45 @@ func (s *Store) claimGeneration(ctx context.Context, id string, gen int, now, un
 	return false, time.Time{}, nil
 }
 
+// Record inserts n with its final outcome (see notify.Inbox), as its generation 1.
+func (s *Store) Record(ctx context.Context, n notify.Notification, o notify.Outcome) error {
+	doc := newNotificationDoc(n, o, 1)
+	doc.Attempts = max(n.Attempts, 1)
+	switch err := s.writers().notifications.insert(ctx, doc); {
+	case err == errDuplicate:
+		return notify.ErrRecorded
+	case err != nil:
+		return fmt.Errorf("mongo: record notification %s: %w", doc.ID, err)
+	}
+	return nil
+}
+
+// newNotificationDoc is n as stored once generation gen had outcome o.
+func newNotificationDoc(n notify.Notification, o notify.Outcome, gen int) notificationDoc {
+	doc := notificationDoc{ID: n.ID.String(), UserID: n.UserID.String(), TransactionID: n.TransactionID.String(),
+		Kind: n.Kind, Message: n.Message, Status: string(o.Status), Attempts: gen,
+		CreatedAt:      n.CreatedAt.UTC().Truncate(time.Millisecond),
+		CreatedAtSubMs: int32(n.CreatedAt.Nanosecond() % int(time.Millisecond)),
+		Generation:     gen}
+	if o.Status == notify.Delivered {
+		doc.DeliveredAt = &o.At
+	} else {
+		doc.LastError = &o.LastError
+	}
+	return doc
+}
+
 // Finish records the outcome of the attempt c was won for (see notify.Inbox): the
 // notification's first record is an insert; later ones update it unless it is delivered or a
 // later generation recorded its own outcome already.
 func (s *Store) Finish(ctx context.Context, n notify.Notification, c notify.Claim, o notify.Outcome) error {
 	coll := s.notifications()
 	id := n.ID.String()
-	doc := notificationDoc{ID: id, UserID: n.UserID.String(), TransactionID: n.TransactionID.String(),
-		Kind: n.Kind, Message: n.Message, Status: string(o.Status), Attempts: c.Generation,
-		CreatedAt:      n.CreatedAt.UTC().Truncate(time.Millisecond),
-		CreatedAtSubMs: int32(n.CreatedAt.Nanosecond() % int(time.Millisecond)),
-		Generation:     c.Generation}
+	doc := newNotificationDoc(n, o, c.Generation)
 	set := bson.D{{Key: "status", Value: doc.Status}, {Key: "attempts", Value: doc.Attempts}, {Key: "generation", Value: doc.Generation}}
 	if o.Status == notify.Delivered {
-		doc.DeliveredAt = &o.At
 		set = append(set, bson.E{Key: "delivered_at", Value: o.At}) // last_error stays: why earlier attempts failed
 	} else {
-		doc.LastError = &o.LastError
 		set = append(set, bson.E{Key: "last_error", Value: o.LastError})
 	}
 	if !c.Recorded {

@@ -1,6 +1,7 @@
 package mongo_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -75,6 +76,49 @@ func TestClaimLeasesOnceAndRecordsOutcomes(t *testing.T) {
 	if got, _ = s.Notification(ctx, n.ID); got.Status != notify.Delivered {
 		t.Fatalf("a late failure overwrote delivered: %+v", got)
 	}
+}
+
+func TestRecordWritesAFinalNotificationOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	n := note(uuid.New(), time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC))
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	if err := s.Record(ctx, n, notify.Outcome{Status: notify.Delivered, At: at}); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	got, err := s.Notification(ctx, n.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != notify.Delivered || got.Attempts != 1 || got.DeliveredAt == nil || !got.DeliveredAt.Equal(at) ||
+		got.LastError != nil || !got.CreatedAt.Equal(n.CreatedAt) || got.UserID != n.UserID || got.Message != n.Message {
+		t.Fatalf("recorded: %+v, from %+v", got, n)
+	}
+	t.Run("a second record finds it there and changes nothing", func(t *testing.T) {
+		err := s.Record(ctx, n, notify.Outcome{Status: notify.Failed, LastError: "late"})
+		if !errors.Is(err, notify.ErrRecorded) {
+			t.Fatalf("second Record: %v, want ErrRecorded", err)
+		}
+		if again, _ := s.Notification(ctx, n.ID); again.Status != notify.Delivered {
+			t.Fatalf("after a second Record: %+v", again)
+		}
+	})
+	t.Run("a claim afterwards finds it delivered", func(t *testing.T) {
+		now := time.Now()
+		c, err := s.Claim(ctx, n, now, now.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Generation 1 has no claim document: the claim wins, and Finish leaves delivered alone.
+		if c.Won {
+			if err := s.Finish(ctx, n, c, notify.Outcome{Status: notify.Pending, LastError: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if again, _ := s.Notification(ctx, n.ID); again.Status != notify.Delivered {
+			t.Fatalf("after a claim and its outcome: %+v", again)
+		}
+	})
 }
 
 func TestExpiredLeaseCanBeTakenOver(t *testing.T) {

@@ -3,9 +3,11 @@
 // delivery attempt does and what happens next (done, retry later, give up); the inbox store, the
 // webhook targets and the queue that redelivers tasks are ports.
 //
-// At most one worker attempts a notification at a time: it first claims it in the inbox (a lease
-// with an expiry), so a duplicate task or a redelivery waits for the holder and then finds it
-// delivered. Only a holder that dies mid-attempt, or outlives its lease, can cause a second POST.
+// At most one worker attempts a webhook delivery at a time: it first claims the notification in
+// the inbox (a lease with an expiry), so a duplicate task or a redelivery waits for the holder
+// and then finds it delivered. Only a holder that dies mid-attempt, or outlives its lease, can
+// cause a second POST. A notification whose only channel is the inbox needs no claim: its one
+// write, keyed by the notification id, is the delivery, and a duplicate finds it there.
 package notify
 
 import (
@@ -86,9 +88,15 @@ type Outcome struct {
 	At        time.Time // when it was delivered (Delivered)
 }
 
+// ErrRecorded is Inbox.Record's answer for a notification the inbox holds already.
+var ErrRecorded = errors.New("notify: the notification is in the inbox already")
+
 // Ports.
 type (
 	Inbox interface {
+		// Record writes n to the inbox with its final outcome in one step, for a notification
+		// no other channel waits on; ErrRecorded when the inbox holds it already.
+		Record(ctx context.Context, n Notification, o Outcome) error
 		// Claim leases n to the caller until until for one attempt, unless it is delivered
 		// or another holder's lease runs at now. Idempotent on n.ID.
 		Claim(ctx context.Context, n Notification, now, until time.Time) (Claim, error)
@@ -161,6 +169,9 @@ const pollLease = 250 * time.Millisecond
 // Handle makes one attempt at the task, its attempt-th delivery from the queue.
 func (n *Notifier) Handle(ctx context.Context, t pipeline.Task, attempt int) Result {
 	note := FromTask(t)
+	if r, done := n.inboxOnly(ctx, t, note, attempt); done {
+		return r
+	}
 	for {
 		now := n.now()
 		c, err := n.inbox.Claim(ctx, note, now, now.Add(n.cfg.Lease))
@@ -181,6 +192,27 @@ func (n *Notifier) Handle(ctx context.Context, t pipeline.Task, attempt int) Res
 		case <-ctx.Done():
 			return n.failed(attempt, "interrupted while another worker held the notification")
 		}
+	}
+}
+
+// inboxOnly delivers a notification whose user has no webhook with a single inbox write. It is
+// not done when the user has a webhook (or it cannot tell), or when the inbox holds the
+// notification already: delivered, or pending from an attempt at a webhook since removed,
+// which the claim path sorts out.
+func (n *Notifier) inboxOnly(ctx context.Context, t pipeline.Task, note Notification, attempt int) (Result, bool) {
+	url, _, err := n.targets.WebhookTarget(ctx, t.UserID)
+	if !errors.Is(err, ledger.ErrNotFound) && (err != nil || url != nil) {
+		return Result{}, false
+	}
+	at := n.now()
+	note.Attempts = attempt
+	switch err := n.inbox.Record(ctx, note, Outcome{Status: Delivered, At: at}); {
+	case err == nil:
+		return Result{Action: Done, Outcome: "delivered", Lag: at.Sub(t.CreatedAt)}, true
+	case errors.Is(err, ErrRecorded):
+		return Result{}, false
+	default:
+		return n.failed(attempt, "inbox: "+err.Error()), true
 	}
 }
 

@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -284,9 +283,9 @@ func (s *session) handBack(ch *amqp.Channel, tag string, deliveries <-chan amqp.
 	}
 }
 
-// publish sends one message under confirms on an idle confirm channel. When ctx ends first
+// publish sends messages under confirms on an idle confirm channel. When ctx ends first
 // (the drain timeout), the connection is dropped: that is what interrupts a blocked publish.
-func (s *session) publish(ctx context.Context, m message) error {
+func (s *session) publish(ctx context.Context, msgs []message) error {
 	defer context.AfterFunc(ctx, func() { s.fail(context.Cause(ctx)) })()
 	var cc *confirmChannel
 	select {
@@ -299,7 +298,7 @@ func (s *session) publish(ctx context.Context, m message) error {
 			return fmt.Errorf("rabbitmq: open channel: %w", err)
 		}
 	}
-	if err := cc.publish(ctx, []message{m}); err != nil {
+	if err := cc.publish(ctx, msgs); err != nil {
 		cc.close()
 		return err
 	}
@@ -325,45 +324,89 @@ func (s *session) fail(err error) {
 
 func (s *session) close() { _ = s.conn.CloseDeadline(time.Now().Add(5 * time.Second)) }
 
-// handle runs the handler on one delivery and settles it: the retry or park publish must be
-// confirmed before the ack, so a crash in between duplicates the task rather than losing it.
+// handle runs the handler on each task of one delivery, concurrently, and settles them: every
+// retry or park publish must be confirmed before the message is acked, so a crash in between
+// duplicates tasks rather than losing them. A task that is retried or parked travels on as a
+// message of its own.
 func (c *Consumer) handle(ctx context.Context, j job, handler Handler) {
 	d := j.d
 	attempt := attemptOf(d.Headers)
-	var out Outcome
-	var task pipeline.Task
-	if err := json.Unmarshal(d.Body, &task); err != nil {
-		out = Park("undecodable task: " + err.Error())
-	} else {
-		lastErr, _ := d.Headers[HeaderLastError].(string)
-		out = call(ctx, handler, Delivery{Task: task, MessageID: d.MessageId, Attempt: attempt,
+	log := c.log.With("message_id", d.MessageId, "attempt", attempt)
+	tasks, err := DecodeTasks(d.Body)
+	if err != nil {
+		reason := "undecodable task: " + err.Error()
+		log.Warn("task parked", "reason", reason)
+		c.settle(ctx, j, []message{c.parked(d, d.Body, d.MessageId, attempt, reason)})
+		return
+	}
+	lastErr, _ := d.Headers[HeaderLastError].(string)
+	outs := make([]Outcome, len(tasks))
+	run := func(i int) {
+		id := d.MessageId
+		if len(tasks) > 1 {
+			id = tasks[i].NotificationID.String()
+		}
+		outs[i] = call(ctx, handler, Delivery{Task: tasks[i], MessageID: id, Attempt: attempt,
 			LastError: lastErr, Redelivered: d.Redelivered})
 	}
-	if out.action == actionRetry && attempt >= c.cfg.MaxAttempts {
-		out = Park(fmt.Sprintf("gave up after %d attempts: %s", attempt, out.reason))
+	if len(tasks) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range tasks {
+			wg.Add(1)
+			go func() { defer wg.Done(); run(i) }()
+		}
+		wg.Wait()
 	}
-	log := c.log.With("message_id", d.MessageId, "attempt", attempt)
-	switch out.action {
-	case actionRetry:
+	var pubs []message
+	for i, out := range outs {
+		if out.action == actionDone {
+			continue
+		}
+		if out.action == actionRetry && attempt >= c.cfg.MaxAttempts {
+			out = Park(fmt.Sprintf("gave up after %d attempts: %s", attempt, out.reason))
+		}
+		body, id := d.Body, d.MessageId
+		if len(tasks) > 1 {
+			id = tasks[i].NotificationID.String()
+			if body, err = EncodeTasks(tasks[i : i+1]); err != nil {
+				j.s.fail(err)
+				return
+			}
+		}
+		if out.action == actionPark {
+			log.Warn("task parked", "task", id, "reason", out.reason)
+			pubs = append(pubs, c.parked(d, body, id, attempt, out.reason))
+			continue
+		}
 		q := c.cfg.Topology.RetryQueue(attempt - 1)
-		log.Debug("task retry", "reason", out.reason, "via", q)
-		if err := j.s.publish(ctx, message{key: q, pub: republish(d, amqp.Table{
+		log.Debug("task retry", "task", id, "reason", out.reason, "via", q)
+		pubs = append(pubs, message{key: q, pub: republish(d, body, id, amqp.Table{
 			HeaderAttempt: int64(attempt + 1), HeaderLastError: truncate(out.reason),
-		})}); err != nil {
-			j.s.fail(fmt.Errorf("retry of %s: %w", d.MessageId, err))
-			return
-		}
-	case actionPark:
-		log.Warn("task parked", "reason", out.reason)
-		if err := j.s.publish(ctx, message{key: c.cfg.Topology.ParkingQueue, pub: republish(d, amqp.Table{
-			HeaderAttempt: int64(attempt), HeaderParkReason: truncate(out.reason),
-		})}); err != nil {
-			j.s.fail(fmt.Errorf("park of %s: %w", d.MessageId, err))
+		})})
+	}
+	c.settle(ctx, j, pubs)
+}
+
+// parked is the message that parks one task (or an undecodable body) for good.
+func (c *Consumer) parked(d amqp.Delivery, body []byte, id string, attempt int, reason string) message {
+	return message{key: c.cfg.Topology.ParkingQueue, pub: republish(d, body, id, amqp.Table{
+		HeaderAttempt: int64(attempt), HeaderParkReason: truncate(reason),
+	})}
+}
+
+// settle publishes the retries and parks under confirms, then acks the delivery; if they
+// cannot be published the connection is dropped, so the broker redelivers the message.
+func (c *Consumer) settle(ctx context.Context, j job, pubs []message) {
+	if len(pubs) > 0 {
+		if err := j.s.publish(ctx, pubs); err != nil {
+			j.s.fail(fmt.Errorf("retry or park of %s: %w", j.d.MessageId, err))
 			return
 		}
 	}
-	if err := d.Ack(false); err != nil {
-		log.Warn("ack failed; the task will be redelivered", "err", err)
+	if err := j.d.Ack(false); err != nil {
+		c.log.Warn("ack failed; the tasks will be redelivered", "message_id", j.d.MessageId, "err", err)
 	}
 }
 
@@ -377,11 +420,12 @@ func call(ctx context.Context, h Handler, d Delivery) (out Outcome) {
 	return h(ctx, d)
 }
 
-// republish copies a delivery for the default exchange with fresh headers; dropping the old
-// ones also drops the x-death history RabbitMQ adds on every dead-lettering.
-func republish(d amqp.Delivery, headers amqp.Table) amqp.Publishing {
+// republish makes a message of a delivery's body (or one task of it) for the default
+// exchange, with fresh headers; dropping the old ones also drops the x-death history RabbitMQ
+// adds on every dead-lettering.
+func republish(d amqp.Delivery, body []byte, id string, headers amqp.Table) amqp.Publishing {
 	return amqp.Publishing{Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
-		MessageId: d.MessageId, Timestamp: time.Now(), Body: d.Body}
+		MessageId: id, Timestamp: time.Now(), Body: body}
 }
 
 func attemptOf(h amqp.Table) int {

@@ -1,10 +1,12 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -22,6 +24,8 @@ type PublisherConfig struct {
 	URL      string // amqp://user:pass@host:port/vhost
 	Topology Topology
 	Name     string // connection name shown by RabbitMQ, default "txn-publisher"
+	// MaxTasksPerMessage bounds the tasks carried by one message (default 256).
+	MaxTasksPerMessage int
 }
 
 // Publisher implements pipeline.TaskPublisher with publisher confirms. It is safe for
@@ -54,31 +58,86 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Name == "" {
 		cfg.Name = "txn-publisher"
 	}
+	if cfg.MaxTasksPerMessage <= 0 {
+		cfg.MaxTasksPerMessage = 256
+	}
 	p := &Publisher{cfg: cfg, turn: make(chan struct{}, 1)}
 	p.turn <- struct{}{}
 	return p, nil
 }
 
-// PublishTasks publishes every task as a persistent JSON message to the exchange, MessageId
-// the task's NotificationID, and returns nil only once the broker confirmed all of them. On
-// error some may have been enqueued anyway: retrying the whole batch is the way out.
+// PublishTasks publishes the tasks as persistent JSON messages to the exchange, up to
+// MaxTasksPerMessage in each (EncodeTasks), and returns nil only once the broker confirmed all
+// of them. On error some may have been enqueued anyway: retrying the whole batch is the way out.
+//
+// Why several tasks per message: RabbitMQ's cost is mostly per message (routing, persistence,
+// the confirm, the delivery and its ack), so a message per task made the broker the costliest
+// part of a transaction's downstream work. The notifier retries each task of a message on its
+// own.
 func (p *Publisher) PublishTasks(ctx context.Context, tasks []pipeline.Task) error {
 	if len(tasks) == 0 {
 		return nil
 	}
 	now := time.Now()
-	msgs := make([]message, len(tasks))
-	for i, t := range tasks {
-		body, err := json.Marshal(t)
+	per := p.cfg.MaxTasksPerMessage
+	msgs := make([]message, 0, (len(tasks)+per-1)/per)
+	for start := 0; start < len(tasks); start += per {
+		chunk := tasks[start:min(start+per, len(tasks))]
+		body, err := EncodeTasks(chunk)
 		if err != nil {
-			return fmt.Errorf("rabbitmq: encode task %s: %w", t.NotificationID, err)
+			return err
 		}
-		msgs[i] = message{exchange: p.cfg.Topology.Exchange, key: p.cfg.Topology.RoutingKey, pub: amqp.Publishing{
+		msgs = append(msgs, message{exchange: p.cfg.Topology.Exchange, key: p.cfg.Topology.RoutingKey, pub: amqp.Publishing{
 			ContentType: "application/json", DeliveryMode: amqp.Persistent,
-			MessageId: t.NotificationID.String(), Timestamp: now, Body: body,
-		}}
+			MessageId: messageID(chunk), Timestamp: now, Body: body,
+		}})
 	}
 	return p.withChannel(ctx, func(cc *confirmChannel) error { return cc.publish(ctx, msgs) })
+}
+
+// messageID names a message by its tasks: the notification id of a single task (as the
+// notifier's logs and duplicate checks expect), else the first one's with the count.
+func messageID(tasks []pipeline.Task) string {
+	id := tasks[0].NotificationID.String()
+	if len(tasks) > 1 {
+		id += "+" + strconv.Itoa(len(tasks)-1)
+	}
+	return id
+}
+
+// EncodeTasks is a message body: one task as a JSON object, several as a JSON array.
+func EncodeTasks(tasks []pipeline.Task) ([]byte, error) {
+	var body []byte
+	var err error
+	if len(tasks) == 1 {
+		body, err = json.Marshal(tasks[0])
+	} else {
+		body, err = json.Marshal(tasks)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq: encode tasks: %w", err)
+	}
+	return body, nil
+}
+
+// DecodeTasks reads a message body that EncodeTasks wrote.
+func DecodeTasks(body []byte) ([]pipeline.Task, error) {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) > 0 && body[0] == '[' {
+		var tasks []pipeline.Task
+		if err := json.Unmarshal(body, &tasks); err != nil {
+			return nil, err
+		}
+		if len(tasks) == 0 {
+			return nil, errors.New("no tasks in the message")
+		}
+		return tasks, nil
+	}
+	var t pipeline.Task
+	if err := json.Unmarshal(body, &t); err != nil {
+		return nil, err
+	}
+	return []pipeline.Task{t}, nil
 }
 
 // Ping connects if needed and makes a round trip to the broker (a passive exchange declare).

@@ -216,6 +216,9 @@ func TestPublishConsumeExactlyOnce(t *testing.T) {
 			t.Fatalf("PublishTasks: %v", err)
 		}
 	}
+	if got := queueLen(t, adminChannel(t, rurl), top.Queue); got != batches {
+		t.Errorf("%d tasks in %d calls are %d messages, want %d (up to 256 tasks each)", n, batches, got, batches)
+	}
 
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -375,6 +378,58 @@ func TestParkAfterMaxAttemptsAndOnRequest(t *testing.T) {
 	}
 }
 
+func TestMessageOfSeveralTasksSettlesEachOnItsOwn(t *testing.T) {
+	rurl := testenv.RabbitURL(t)
+	top := testTopology(t, rurl, 50*time.Millisecond)
+	p, err := NewPublisher(PublisherConfig{URL: rurl, Topology: top, MaxTasksPerMessage: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	ch := adminChannel(t, rurl)
+	tasks := makeTasks(3)
+	done, retried, parked := tasks[0], tasks[1], tasks[2]
+
+	var mu sync.Mutex
+	calls := map[uuid.UUID][]int{}
+	consuming(t, ConsumerConfig{URL: rurl, Topology: top, MaxAttempts: 5}, func(_ context.Context, d Delivery) Outcome {
+		mu.Lock()
+		defer mu.Unlock()
+		if d.MessageID != d.Task.NotificationID.String() {
+			t.Errorf("delivery of task %s has message id %s", d.Task.NotificationID, d.MessageID)
+		}
+		calls[d.Task.NotificationID] = append(calls[d.Task.NotificationID], d.Attempt)
+		switch {
+		case d.Task.NotificationID == parked.NotificationID:
+			return Park("refused")
+		case d.Task.NotificationID == retried.NotificationID && d.Attempt == 1:
+			return Retry("webhook answered 503")
+		}
+		return Done()
+	})
+	if err := p.PublishTasks(context.Background(), tasks); err != nil {
+		t.Fatal(err)
+	}
+	d := getParked(t, ch, top)
+	got, err := DecodeTasks(d.Body)
+	if err != nil || len(got) != 1 || got[0].NotificationID != parked.NotificationID || d.MessageId != parked.NotificationID.String() {
+		t.Errorf("the parked message holds %v (%v) as %s, want only task %s", got, err, d.MessageId, parked.NotificationID)
+	}
+	eventually(t, 10*time.Second, "the retried task's second attempt", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls[retried.NotificationID]) == 2
+	})
+	time.Sleep(200 * time.Millisecond) // room for a stray redelivery to show up
+	mu.Lock()
+	defer mu.Unlock()
+	for task, want := range map[uuid.UUID]string{done.NotificationID: "[1]", retried.NotificationID: "[1 2]", parked.NotificationID: "[1]"} {
+		if got := fmt.Sprint(calls[task]); got != want {
+			t.Errorf("task %s was handled at attempts %s, want %s", task, got, want)
+		}
+	}
+}
+
 func TestPublishErrors(t *testing.T) {
 	rurl := testenv.RabbitURL(t)
 	top := testTopology(t, rurl)
@@ -415,8 +470,8 @@ func TestPublishErrors(t *testing.T) {
 	if err := p.PublishTasks(ctx, makeTasks(5)); err != nil {
 		t.Fatalf("publish after the failures: %v", err)
 	}
-	if n := queueLen(t, ch, top.Queue); n != 5 {
-		t.Errorf("%d messages in the queue, want only the 5 confirmed", n)
+	if n := queueLen(t, ch, top.Queue); n != 1 {
+		t.Errorf("%d messages in the queue, want only the confirmed one (5 tasks)", n)
 	}
 
 	bad, err := NewPublisher(PublisherConfig{URL: "amqp://guest:guest@127.0.0.1:1/", Topology: top})
@@ -478,8 +533,10 @@ func TestGracefulStop(t *testing.T) {
 		}
 		return Done()
 	})
-	if err := p.PublishTasks(context.Background(), makeTasks(5)); err != nil {
-		t.Fatal(err)
+	for _, task := range makeTasks(5) { // five messages
+		if err := p.PublishTasks(context.Background(), []pipeline.Task{task}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	<-started
 	stopped := make(chan error, 1)
