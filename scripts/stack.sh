@@ -225,7 +225,7 @@ build_standin() {
 start_standin() {
 	local server=$1 program=$2; shift 2
 	build_standin "$program"
-	nohup "$STATE/bin/$program" "$@" >>"$STATE/logs/$server.log" 2>&1 </dev/null &
+	env PPROF_ADDR="$(pprof_addr "$server")" nohup "$STATE/bin/$program" "$@" >>"$STATE/logs/$server.log" 2>&1 </dev/null &
 	echo $! >"$STATE/run/$server.pid"
 }
 
@@ -380,6 +380,17 @@ service_env() {
 	return 0
 }
 
+# pprof_addr name: with PPROF_PORT set, each Go program serves Go's profiler on a port of its own
+# from there (processor, loadtest, consumer, notifier, kafka, mongo: +0 to +5); else nothing.
+pprof_addr() {
+	[[ -n ${PPROF_PORT:-} ]] || return 0
+	local i=0 n
+	for n in processor loadtest consumer notifier kafka mongo; do
+		[[ $n == "$1" ]] && { printf '127.0.0.1:%d' $((PPROF_PORT + i)); return 0; }
+		i=$((i + 1))
+	done
+}
+
 service_addr() { # name -> host:port
 	local var=${1^^}_ADDR
 	service_env | sed -n "s/^$var=//p"
@@ -392,7 +403,7 @@ start_service() {
 	(cd "$ROOT" && go build -o "$STATE/bin/$name" "./cmd/$name")
 	local envs=()
 	mapfile -t envs < <(service_env)
-	env "${envs[@]}" nohup "$STATE/bin/$name" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+	env "${envs[@]}" PPROF_ADDR="$(pprof_addr "$name")" nohup "$STATE/bin/$name" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
 	echo $! >"$pidfile"
 	local addr; addr=$(service_addr "$name")
 	wait_for "$name" 60 curl -fsS "http://$addr/healthz"

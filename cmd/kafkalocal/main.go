@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"txn/internal/config"
+	"txn/internal/service"
 )
 
 func main() {
@@ -68,6 +69,7 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	service.StartPprof(env, log)
 
 	cluster, err := kfake.NewCluster(
 		kfake.Ports(*port),

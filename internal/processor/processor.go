@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +41,6 @@ type Config struct {
 	AllowPrivate    bool
 	Batch           ledger.BatcherConfig
 	ShutdownTimeout time.Duration
-	PprofAddr       string // serves net/http/pprof there when set; off by default
 	// RelayEnabled runs an outbox relay candidate in the process (one leads at a time).
 	RelayEnabled bool
 	KafkaBrokers string
@@ -72,7 +70,6 @@ func FromEnv(env *config.Env) (Config, error) {
 			Linger:   env.Duration("BATCH_LINGER", 0),
 		},
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		PprofAddr:       env.String("PPROF_ADDR", ""),
 		RelayEnabled:    env.Bool("RELAY_ENABLED", true),
 		KafkaBrokers:    env.String("KAFKA_BROKERS", "127.0.0.1:59092"),
 		KafkaTopic:      env.String("KAFKA_TOPIC", "txn.events"),
@@ -99,10 +96,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
-	}
-	if cfg.PprofAddr != "" {
-		// Profiling stays off the public listener: it is for operators on a private address.
-		go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.PprofAddr, pprofMux())) }()
 	}
 	return app.Serve(ctx, ln)
 }
@@ -260,14 +253,6 @@ func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
 	}
-}
-
-func pprofMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }
 
 type metrics struct {

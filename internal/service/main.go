@@ -16,7 +16,9 @@ import (
 func Main(name string, run func(ctx context.Context, env *config.Env, log *slog.Logger) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	env := config.New(nil)
-	err := run(ctx, env, env.Logger(name))
+	log := env.Logger(name)
+	StartPprof(env, log)
+	err := run(ctx, env, log)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)

@@ -75,6 +75,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		env := config.New(nil)
 		log := env.Logger("loadtest")
+		service.StartPprof(env, log)
 		cfg, err := FromEnv(env)
 		if err == nil {
 			err = Run(ctx, cfg, log)
