@@ -225,7 +225,7 @@ build_standin() {
 start_standin() {
 	local server=$1 program=$2; shift 2
 	build_standin "$program"
-	env PPROF_ADDR="$(pprof_addr "$server")" nohup "$STATE/bin/$program" "$@" >>"$STATE/logs/$server.log" 2>&1 </dev/null &
+	env GOGC="${GOGC:-400}" PPROF_ADDR="$(pprof_addr "$server")" nohup "$STATE/bin/$program" "$@" >>"$STATE/logs/$server.log" 2>&1 </dev/null &
 	echo $! >"$STATE/run/$server.pid"
 }
 
@@ -372,6 +372,7 @@ service_env() {
 		LOADTEST_ADDR=${LOADTEST_ADDR:-127.0.0.1:8001}
 		CONSUMER_ADDR=${CONSUMER_ADDR:-127.0.0.1:8002}
 		NOTIFIER_ADDR=${NOTIFIER_ADDR:-127.0.0.1:8003}
+		GOGC=${GOGC:-400}
 	EOF
 	local v
 	for v in LOG_LEVEL RATE_LIMIT_RPS ADMIN_RATE_LIMIT_RPS WEBHOOK_ALLOW_PRIVATE BATCH_MAX BATCH_WORKERS BATCH_LINGER; do

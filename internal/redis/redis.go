@@ -180,16 +180,29 @@ func (l *Limiter) Run(ctx context.Context) error {
 	}
 }
 
+// sync adds the counts allowed since the last tick to Redis and learns the other instances'.
+// Only scopes with new requests are sent (a scope that made none has nothing to add, and what
+// the others allowed matters only when it asks again, by the next tick), and a key's expiry is
+// set once per window, with its first increment here.
 func (l *Limiter) sync(ctx context.Context) {
 	type delta struct {
 		scope string
 		n     int64
+		first bool // the first increment of this scope's key in this window from here
 	}
 	l.mu.Lock()
+	if sec := time.Now().Unix(); sec != l.window {
+		// The second is over: its counts are of no more use. (Allow does the same, but only
+		// once a request comes.)
+		l.window = sec
+		clear(l.scopes)
+	}
 	window := l.window
 	deltas := make([]delta, 0, len(l.scopes))
 	for s, c := range l.scopes {
-		deltas = append(deltas, delta{s, c.pending})
+		if c.pending > 0 {
+			deltas = append(deltas, delta{s, c.pending, c.synced == 0})
+		}
 	}
 	l.mu.Unlock()
 	if len(deltas) == 0 && !l.open.Load() {
@@ -204,7 +217,9 @@ func (l *Limiter) sync(ctx context.Context) {
 	for i, d := range deltas {
 		key := l.prefix + d.scope + suffix
 		cmds[i] = pipe.IncrBy(ctx, key, d.n)
-		pipe.Expire(ctx, key, 3*time.Second)
+		if d.first {
+			pipe.Expire(ctx, key, 3*time.Second)
+		}
 	}
 	if len(deltas) == 0 {
 		pipe.Ping(ctx) // probe while failed open
