@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,10 +147,16 @@ func TestSendRefusesPrivateTargets(t *testing.T) {
 	c.Close()
 }
 
-type countingTargets struct{ calls atomic.Int64 }
+type countingTargets struct {
+	calls atomic.Int64
+	gate  chan struct{} // when set, each lookup waits for it to close
+}
 
 func (c *countingTargets) WebhookTarget(_ context.Context, id uuid.UUID) (*string, string, error) {
 	c.calls.Add(1)
+	if c.gate != nil {
+		<-c.gate
+	}
 	if id == uuid.Nil {
 		return nil, "", ledger.ErrNotFound
 	}
@@ -179,5 +186,34 @@ func TestTargetCache(t *testing.T) {
 	_, _, _ = c.WebhookTarget(ctx, a)
 	if n := next.calls.Load(); n != 5 {
 		t.Fatalf("%d lookups, want 5 (expired entries are read again)", n)
+	}
+}
+
+func TestTargetCacheSharesConcurrentMisses(t *testing.T) {
+	next := &countingTargets{gate: make(chan struct{})}
+	c := notify.NewTargetCache(next, time.Minute, 0)
+	user := uuid.New()
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if u, _, err := c.WebhookTarget(context.Background(), user); err != nil || !strings.HasSuffix(*u, user.String()) {
+				wrong.Add(1)
+			}
+		}()
+	}
+	for next.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the other callers reach the cache while the read is held
+	close(next.gate)
+	wg.Wait()
+	if n := next.calls.Load(); n != 1 {
+		t.Errorf("50 concurrent misses for one user made %d reads, want 1", n)
+	}
+	if n := wrong.Load(); n != 0 {
+		t.Errorf("%d callers got a wrong answer", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"txn/internal/ledger"
 )
@@ -21,6 +22,9 @@ type TargetCache struct {
 
 	mu      sync.Mutex
 	entries map[uuid.UUID]target
+	// reads makes concurrent misses for one user share one database read: the tasks of a
+	// message arrive together, and a transfer's two sides often share users.
+	reads singleflight.Group
 }
 
 type target struct {
@@ -49,7 +53,11 @@ func (c *TargetCache) WebhookTarget(ctx context.Context, userID uuid.UUID) (*str
 		}
 		return t.url, t.secret, nil
 	}
-	url, secret, err := c.next.WebhookTarget(ctx, userID)
+	v, err, _ := c.reads.Do(userID.String(), func() (any, error) {
+		url, secret, err := c.next.WebhookTarget(ctx, userID)
+		return target{url: url, secret: secret}, err
+	})
+	url, secret := v.(target).url, v.(target).secret
 	missing := errors.Is(err, ledger.ErrNotFound)
 	if c.ttl <= 0 || (err != nil && !missing) {
 		return url, secret, err
