@@ -84,10 +84,12 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
 	// FerretDB's SQLite handler wants a directory URI ending in "/": file:///abs/dir/. Its own
 	// pragmas (WAL, a busy timeout, synchronous FULL by default: every commit is fsynced) are
-	// kept; these add a page cache large enough for the indexes' hot pages, and keep the
-	// statement journal of each multi-row INSERT in memory instead of a temporary file.
+	// kept; these add a page cache large enough for the indexes' hot pages, keep the statement
+	// journal of each multi-row INSERT in memory instead of a temporary file, and checkpoint the
+	// WAL every 64 MiB instead of every 4 MiB (a page written many times between checkpoints
+	// is copied back once; checkpoints took a sixth of the stand-in's CPU under load).
 	sqliteURL := (&url.URL{Scheme: "file", Path: dir + "/", RawQuery: url.Values{
-		"_pragma": {"temp_store(memory)", "cache_size(-32768)"},
+		"_pragma": {"temp_store(memory)", "cache_size(-32768)", "wal_autocheckpoint(16384)"},
 	}.Encode()}).String()
 
 	db, err := ferretdb.New(&ferretdb.Config{

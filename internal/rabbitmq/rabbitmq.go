@@ -18,9 +18,14 @@
 // arguments cannot change: a new backoff schedule declares new queues instead of failing with
 // PRECONDITION_FAILED.
 //
+// A message carries up to PublisherConfig.MaxTasksPerMessage tasks (a JSON array; one task is a
+// JSON object), since the broker's cost is per message. The consumer hands each task to the
+// handler on its own and settles each on its own: a task to retry or park travels on as a
+// message of its own, and the message is acked once those are confirmed.
+//
 // Delivery is at least once everywhere (a publish is retried when its confirm is missing, a
-// delivery is redelivered when its ack is lost); each message's MessageId is the task's
-// NotificationID so the notifier can deduplicate.
+// delivery is redelivered when its ack is lost); a single task's MessageId is its
+// NotificationID, and the notifier deduplicates on the NotificationID.
 package rabbitmq
 
 import (
