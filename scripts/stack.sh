@@ -415,8 +415,22 @@ stop_service() { stop_pidfile "$1" "$STATE/run/$1.pid"; }
 
 # --- commands --------------------------------------------------------------------------------
 
+# Our ports lie in the kernel's ephemeral range: when allowed (root), reserve them, so that no
+# outgoing connection borrows one as its local port while a server needs to bind it (RabbitMQ's
+# distribution port was seen taken that way after a load test's many connections).
+reserve_ports() {
+	local f=/proc/sys/net/ipv4/ip_local_reserved_ports
+	[[ -w $f ]] || return 0
+	local cur ports
+	cur=$(cat "$f")
+	ports="$PG_PORT,$PGBOUNCER_PORT,$REDIS_PORT,$KAFKA_PORT,$MONGO_PORT,$CLICKHOUSE_PORT,$CLICKHOUSE_HTTP_PORT"
+	ports+=",$CLICKHOUSE_INTERSERVER_PORT,$RABBITMQ_PORT,$RABBITMQ_MGMT_PORT,$RABBITMQ_DIST_PORT,$RABBITMQ_EPMD_PORT"
+	printf '%s\n' "${cur:+$cur,}$ports" >"$f" 2>/dev/null || true
+}
+
 servers_up() {
 	ensure_packages
+	reserve_ports
 	mkdir -p "$STATE/run" "$STATE/logs" "$STATE/bin"
 	local s
 	for s in "${SERVERS[@]}"; do

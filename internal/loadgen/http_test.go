@@ -68,12 +68,25 @@ func TestNoCoordinatedOmission(t *testing.T) {
 	if testing.Short() {
 		t.Skip("4 s load test")
 	}
-	srv := newOKServer(t)
 	sched := Schedule{Rate: 1000, Duration: 4 * time.Second}
-	// 50 workers are far fewer than the ~1000 requests due during the
-	// stall, so most of them wait in line: that wait must count too.
-	srv.stall(time.Now().Add(1500*time.Millisecond), time.Second)
-	res, pts := runHTTP(t, srv.URL, sched, 50)
+	var res Result
+	var pts []Point
+	for attempt := 1; ; attempt++ {
+		srv := newOKServer(t)
+		// 50 workers are far fewer than the ~1000 requests due during the
+		// stall, so most of them wait in line: that wait must count too.
+		srv.stall(time.Now().Add(1500*time.Millisecond), time.Second)
+		res, pts = runHTTP(t, srv.URL, sched, 50)
+		// The first second, before the stall, must go out on time for the rest
+		// to be judged: when other tests starve this one of CPU, try again.
+		if len(pts) > 0 && pts[0].Late <= 100 {
+			break
+		}
+		if attempt == 3 {
+			t.Skip("the generator fell behind before the stall in 3 tries: the machine is too busy to judge")
+		}
+		t.Logf("attempt %d: the generator fell behind before the stall (other work on the machine); again", attempt)
+	}
 
 	if res.Sent != sched.Total() || res.Sent != 4000 {
 		t.Errorf("sent %d of %d scheduled: sends were skipped", res.Sent, sched.Total())
