@@ -53,8 +53,12 @@ func run(ctx context.Context) error {
 			return err
 		}
 		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "  achieved %.0f/s, p99 %.1f ms, %.0f µs CPU per transaction, effects after %s\n",
-			r.Achieved, r.P99, r.CPUPerTx(""), max(r.EffectsAfter, 0).Round(100*time.Millisecond))
+		effects := "not within the wait"
+		if r.EffectsAfter >= 0 {
+			effects = "after " + r.EffectsAfter.Round(100*time.Millisecond).String()
+		}
+		fmt.Fprintf(os.Stderr, "  achieved %.0f/s, p99 %.1f ms, %.0f µs CPU per transaction, effects %s\n",
+			r.Achieved, r.P99, r.CPUPerTx(""), effects)
 	}
 	sysbench.WriteReport(os.Stdout, results, c.Components,
 		sysbench.Goal{MinAchievedRatio: 0.99, MaxP99Ms: 100, MaxEffects: 10 * time.Second})
