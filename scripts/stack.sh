@@ -287,6 +287,7 @@ rabbit_env() {
 		RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
 		RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
 		RABBITMQ_PID_FILE="$STATE/run/rabbitmq.pid" \
+		ERL_CRASH_DUMP="$STATE/logs/rabbitmq/erl_crash.dump" \
 		"$@"
 }
 rabbit_ctl() { rabbit_env "$RABBITMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" "$@"; }

@@ -103,7 +103,7 @@ func TestRecordWritesAFinalNotificationOnce(t *testing.T) {
 			t.Fatalf("after a second Record: %+v", again)
 		}
 	})
-	t.Run("a claim afterwards finds it delivered", func(t *testing.T) {
+	t.Run("a claim and its outcome afterwards leave it delivered", func(t *testing.T) {
 		now := time.Now()
 		c, err := s.Claim(ctx, n, now, now.Add(time.Minute))
 		if err != nil {

@@ -57,7 +57,8 @@ func (c *TargetCache) WebhookTarget(ctx context.Context, userID uuid.UUID) (*str
 		url, secret, err := c.next.WebhookTarget(ctx, userID)
 		return target{url: url, secret: secret}, err
 	})
-	url, secret := v.(target).url, v.(target).secret
+	read := v.(target)
+	url, secret := read.url, read.secret
 	missing := errors.Is(err, ledger.ErrNotFound)
 	if c.ttl <= 0 || (err != nil && !missing) {
 		return url, secret, err

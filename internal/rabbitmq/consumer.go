@@ -331,34 +331,14 @@ func (s *session) close() { _ = s.conn.CloseDeadline(time.Now().Add(5 * time.Sec
 func (c *Consumer) handle(ctx context.Context, j job, handler Handler) {
 	d := j.d
 	attempt := attemptOf(d.Headers)
-	log := c.log.With("message_id", d.MessageId, "attempt", attempt)
 	tasks, err := DecodeTasks(d.Body)
 	if err != nil {
 		reason := "undecodable task: " + err.Error()
-		log.Warn("task parked", "reason", reason)
+		c.log.Warn("task parked", "message_id", d.MessageId, "attempt", attempt, "reason", reason)
 		c.settle(ctx, j, []message{c.parked(d, d.Body, d.MessageId, attempt, reason)})
 		return
 	}
-	lastErr, _ := d.Headers[HeaderLastError].(string)
-	outs := make([]Outcome, len(tasks))
-	run := func(i int) {
-		id := d.MessageId
-		if len(tasks) > 1 {
-			id = tasks[i].NotificationID.String()
-		}
-		outs[i] = call(ctx, handler, Delivery{Task: tasks[i], MessageID: id, Attempt: attempt,
-			LastError: lastErr, Redelivered: d.Redelivered})
-	}
-	if len(tasks) == 1 {
-		run(0)
-	} else {
-		var wg sync.WaitGroup
-		for i := range tasks {
-			wg.Add(1)
-			go func() { defer wg.Done(); run(i) }()
-		}
-		wg.Wait()
-	}
+	outs := runTasks(ctx, handler, d, tasks, attempt)
 	var pubs []message
 	for i, out := range outs {
 		if out.action == actionDone {
@@ -367,26 +347,59 @@ func (c *Consumer) handle(ctx context.Context, j job, handler Handler) {
 		if out.action == actionRetry && attempt >= c.cfg.MaxAttempts {
 			out = Park(fmt.Sprintf("gave up after %d attempts: %s", attempt, out.reason))
 		}
-		body, id := d.Body, d.MessageId
-		if len(tasks) > 1 {
-			id = tasks[i].NotificationID.String()
-			if body, err = EncodeTasks(tasks[i : i+1]); err != nil {
-				j.s.fail(err)
-				return
-			}
+		id, body, err := taskMessage(d, tasks, i)
+		if err != nil {
+			j.s.fail(err)
+			return
 		}
+		log := c.log.With("message_id", id, "attempt", attempt)
 		if out.action == actionPark {
-			log.Warn("task parked", "task", id, "reason", out.reason)
+			log.Warn("task parked", "reason", out.reason)
 			pubs = append(pubs, c.parked(d, body, id, attempt, out.reason))
 			continue
 		}
 		q := c.cfg.Topology.RetryQueue(attempt - 1)
-		log.Debug("task retry", "task", id, "reason", out.reason, "via", q)
+		log.Debug("task retry", "reason", out.reason, "via", q)
 		pubs = append(pubs, message{key: q, pub: republish(d, body, id, amqp.Table{
 			HeaderAttempt: int64(attempt + 1), HeaderLastError: truncate(out.reason),
 		})})
 	}
 	c.settle(ctx, j, pubs)
+}
+
+// runTasks hands each task of d to the handler, all at once, and returns their outcomes.
+func runTasks(ctx context.Context, handler Handler, d amqp.Delivery, tasks []pipeline.Task, attempt int) []Outcome {
+	lastErr, _ := d.Headers[HeaderLastError].(string)
+	outs := make([]Outcome, len(tasks))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = call(ctx, handler, Delivery{Task: t, MessageID: taskID(d, tasks, i), Attempt: attempt,
+				LastError: lastErr, Redelivered: d.Redelivered})
+		}()
+	}
+	wg.Wait()
+	return outs
+}
+
+// taskID is the message id of task i of d: the message's own when it holds that task alone,
+// else the task's notification id (as the publisher names a single-task message).
+func taskID(d amqp.Delivery, tasks []pipeline.Task, i int) string {
+	if len(tasks) == 1 {
+		return d.MessageId
+	}
+	return tasks[i].NotificationID.String()
+}
+
+// taskMessage is the id and body of task i of d as a message of its own.
+func taskMessage(d amqp.Delivery, tasks []pipeline.Task, i int) (id string, body []byte, err error) {
+	if len(tasks) == 1 {
+		return d.MessageId, d.Body, nil
+	}
+	body, err = EncodeTasks(tasks[i : i+1])
+	return tasks[i].NotificationID.String(), body, err
 }
 
 // parked is the message that parks one task (or an undecodable body) for good.

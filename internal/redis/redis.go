@@ -150,10 +150,7 @@ func (l *Limiter) Allow(scope string) (ok bool, retryAfter time.Duration) {
 	sec := now.Unix()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if sec != l.window {
-		l.window = sec
-		clear(l.scopes)
-	}
+	l.advance(sec)
 	c := l.scopes[scope]
 	if c == nil {
 		c = &scopeCount{}
@@ -164,6 +161,15 @@ func (l *Limiter) Allow(scope string) (ok bool, retryAfter time.Duration) {
 	}
 	c.pending++
 	return true, 0
+}
+
+// advance moves to the window of second sec: a second that is over has counts of no more use.
+// The caller holds l.mu.
+func (l *Limiter) advance(sec int64) {
+	if sec != l.window {
+		l.window = sec
+		clear(l.scopes)
+	}
 }
 
 // Run syncs the counts with Redis until ctx is done.
@@ -191,12 +197,7 @@ func (l *Limiter) sync(ctx context.Context) {
 		first bool // the first increment of this scope's key in this window from here
 	}
 	l.mu.Lock()
-	if sec := time.Now().Unix(); sec != l.window {
-		// The second is over: its counts are of no more use. (Allow does the same, but only
-		// once a request comes.)
-		l.window = sec
-		clear(l.scopes)
-	}
+	l.advance(time.Now().Unix()) // also when no request came to do it
 	window := l.window
 	deltas := make([]delta, 0, len(l.scopes))
 	for s, c := range l.scopes {

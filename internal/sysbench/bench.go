@@ -1,16 +1,16 @@
 package sysbench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Config says what to measure.
@@ -75,11 +75,7 @@ type run struct {
 	LatencyMs    struct {
 		P50, P99, Max float64
 	} `json:"latency_ms"`
-	ByOp []struct {
-		Op      string `json:"op"`
-		Outcome string `json:"outcome"`
-		Count   uint64 `json:"count"`
-	} `json:"by_op"`
+	ByOp   []opCount `json:"by_op"`
 	Config struct {
 		Users           int   `json:"users"`
 		AccountsPerUser int   `json:"accounts_per_user"`
@@ -90,6 +86,13 @@ type run struct {
 		Accepted int64    `json:"accepted"`
 		Problems []string `json:"problems"`
 	} `json:"verification"`
+}
+
+// opCount is how many requests of one operation had one outcome.
+type opCount struct {
+	Op      string `json:"op"`
+	Outcome string `json:"outcome"`
+	Count   uint64 `json:"count"`
 }
 
 // Measure runs the loadtest service at rate and measures the whole system meanwhile.
@@ -225,7 +228,7 @@ func (c Config) effects(ctx context.Context) (effectCounts, error) {
 	return e, err
 }
 
-// scrape reads a Prometheus text exposition and calls f for every sample.
+// scrape reads a service's /metrics and calls f for every counter or gauge sample.
 func scrape(ctx context.Context, base string, f func(name string, labels map[string]string, v float64)) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
 	if err != nil {
@@ -236,33 +239,26 @@ func scrape(ctx context.Context, base string, f func(name string, labels map[str
 		return err
 	}
 	defer resp.Body.Close()
-	s := bufio.NewScanner(resp.Body)
-	s.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		name, labels := line[:sp], map[string]string{}
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			for _, kv := range strings.Split(strings.TrimSuffix(name[i+1:], "}"), ",") {
-				if k, val, ok := strings.Cut(kv, "="); ok {
-					labels[k] = strings.Trim(val, `"`)
-				}
-			}
-			name = name[:i]
-		}
-		f(name, labels, v)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return fmt.Errorf("metrics of %s: %w", base, err)
 	}
-	return s.Err()
+	for name, fam := range families {
+		for _, m := range fam.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch {
+			case m.GetCounter() != nil:
+				f(name, labels, m.GetCounter().GetValue())
+			case m.GetGauge() != nil:
+				f(name, labels, m.GetGauge().GetValue())
+			}
+		}
+	}
+	return nil
 }
 
 func (c Config) poll(ctx context.Context, id string, r *run) error {
