@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -238,21 +239,90 @@ func (s *Store) DeleteActivities(ctx context.Context, userIDs []uuid.UUID) (int6
 }
 
 // deleteByUsers deletes the documents of the given users, a chunk of users per statement.
+//
+// The local stand-in (FerretDB on SQLite) binds every _id a delete matched as one SQL variable
+// and refuses a statement that matched more than SQLite allows (32,766): a refused chunk is
+// halved, and the documents of a single user with more than that are deleted a page of _ids at
+// a time. Real MongoDB never refuses, so it always takes the first path.
 func deleteByUsers(ctx context.Context, coll *mongo.Collection, userIDs []uuid.UUID, what string) (int64, error) {
 	var deleted int64
-	for start := 0; start < len(userIDs); start += deleteChunk {
-		chunk := userIDs[start:min(start+deleteChunk, len(userIDs))]
-		ids := make(bson.A, len(chunk))
-		for i, id := range chunk {
+	chunk := deleteChunk
+	for len(userIDs) > 0 {
+		n := min(chunk, len(userIDs))
+		ids := make(bson.A, n)
+		for i, id := range userIDs[:n] {
 			ids[i] = id.String()
 		}
 		res, err := coll.DeleteMany(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-		if err != nil {
+		switch {
+		case err == nil:
+			deleted += res.DeletedCount
+			userIDs = userIDs[n:]
+		case matchedTooMany(err) && n > 1:
+			chunk = n / 2
+		case matchedTooMany(err):
+			d, err := deleteInPages(ctx, coll, bson.D{{Key: "user_id", Value: ids[0]}})
+			deleted += d
+			if err != nil {
+				return deleted, fmt.Errorf("mongo: delete %s: %w", what, err)
+			}
+			userIDs = userIDs[1:]
+		default:
 			return deleted, fmt.Errorf("mongo: delete %s: %w", what, err)
 		}
-		deleted += res.DeletedCount
 	}
 	return deleted, nil
+}
+
+// deletePage bounds how many documents deleteInPages removes per statement: well under
+// SQLite's 32,766 variables.
+const deletePage = 20000
+
+// deleteInPages deletes the documents matching filter, the oldest deletePage at a time: it
+// finds the created_at of the deletePage-th oldest and deletes those created before it. Not by
+// _id: the stand-in commits (and fsyncs) each delete statement on its own and compares every
+// document it scans with each element of an $in list.
+func deleteInPages(ctx context.Context, coll *mongo.Collection, filter bson.D) (int64, error) {
+	var deleted int64
+	for {
+		var edge struct {
+			CreatedAt time.Time `bson:"created_at"`
+		}
+		err := coll.FindOne(ctx, filter, options.FindOne().
+			SetSort(bson.D{{Key: "created_at", Value: 1}}).SetSkip(deletePage-1).
+			SetProjection(bson.D{{Key: "created_at", Value: 1}})).Decode(&edge)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			res, err := coll.DeleteMany(ctx, filter) // fewer than deletePage are left
+			if err != nil {
+				return deleted, err
+			}
+			return deleted + res.DeletedCount, nil
+		}
+		if err != nil {
+			return deleted, err
+		}
+		n := int64(0)
+		for _, op := range []string{"$lt", "$lte"} { // $lte only if every one shares edge's time
+			res, err := coll.DeleteMany(ctx, append(filter[:len(filter):len(filter)],
+				bson.E{Key: "created_at", Value: bson.D{{Key: op, Value: edge.CreatedAt}}}))
+			if err != nil {
+				return deleted, err
+			}
+			if n = res.DeletedCount; n > 0 {
+				break
+			}
+		}
+		if n == 0 {
+			return deleted, fmt.Errorf("no progress deleting documents created up to %s", edge.CreatedAt)
+		}
+		deleted += n
+	}
+}
+
+// matchedTooMany reports whether err is the stand-in refusing a delete that matched more
+// documents than SQLite can bind in one statement.
+func matchedTooMany(err error) bool {
+	return strings.Contains(err.Error(), "too many SQL variables")
 }
 
 // --- cursor: base64url of created_at (Unix milliseconds, 8 bytes big-endian) then the _id ---

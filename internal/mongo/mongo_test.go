@@ -335,6 +335,48 @@ func TestDeleteActivities(t *testing.T) {
 	}
 }
 
+// The stand-in refuses a delete that matched more than 32,766 documents (SQLite's limit on
+// bound variables); a run's cleanup must still remove every document of its users.
+func TestDeleteActivitiesOfAUserWithManyDocuments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 33,000 documents")
+	}
+	s := newStore(t)
+	ctx := ctxT(t)
+	heavy, light, keep := uuid.New(), uuid.New(), uuid.New()
+	now := time.Now()
+	const many = 33000
+	for start := 0; start < many; start += 1000 {
+		items := make([]pipeline.Activity, 0, 1000)
+		for i := start; i < start+1000; i++ {
+			items = append(items, item(heavy, int64(i+1), now.Add(time.Duration(i)*time.Microsecond)))
+		}
+		if err := s.UpsertActivities(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UpsertActivities(ctx, []pipeline.Activity{item(light, 1, now), item(keep, 2, now)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteActivities(ctx, []uuid.UUID{heavy, light})
+	if err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	t.Run("every document of the users is deleted and counted", func(t *testing.T) {
+		if n != many+1 {
+			t.Errorf("deleted %d, want %d", n, many+1)
+		}
+		if c := count(t, s); c != 1 {
+			t.Errorf("%d documents left, want the untouched user's 1", c)
+		}
+	})
+	t.Run("another user's documents stay", func(t *testing.T) {
+		if got, _ := all(t, s, keep, 50); len(got) != 1 {
+			t.Errorf("untouched user has %d items, want 1", len(got))
+		}
+	})
+}
+
 func TestBulkWrite5000(t *testing.T) {
 	s := newStore(t)
 	ctx := ctxT(t)

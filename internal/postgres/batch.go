@@ -19,7 +19,7 @@ import (
 // trips: the first claims the idempotency keys and locks every account involved in id order
 // (the order everyone locks in, so batches never deadlock); ledger.Apply then decides each
 // request in memory; the second writes transactions, entries, balances, outbox events and key
-// outcomes in one statement, and commits.
+// outcomes in one function call, and commits.
 func (s *Store) Commit(ctx context.Context, batch []*ledger.Pending) error {
 	for attempt := 1; ; attempt++ {
 		err := s.commitOnce(ctx, batch)
@@ -32,36 +32,13 @@ func (s *Store) Commit(ctx context.Context, batch []*ledger.Pending) error {
 	}
 }
 
+// The batch's statements live in PL/pgSQL functions (migration 00003) so that PostgreSQL plans
+// them once per server connection instead of on every call.
 const (
-	sqlClaimKeys = `INSERT INTO idempotency_keys (scope, key, request_hash)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ORDER BY 1, 2
-		ON CONFLICT DO NOTHING`
-	// After the claim, every key this batch carries is either ours (transaction_id and
-	// error_code NULL, hash just written) or was committed by an earlier batch: the claim
-	// waited for any batch still holding it.
-	sqlReadKeys = `SELECT k.scope, k.key, k.request_hash, k.error_code, k.error_detail, ` + txColumns + `
-		FROM idempotency_keys k
-		JOIN unnest($1::text[], $2::text[]) AS q(scope, key) ON k.scope = q.scope AND k.key = q.key
-		LEFT JOIN transactions t ON t.id = k.transaction_id
-		WHERE k.transaction_id IS NOT NULL OR k.error_code IS NOT NULL`
-	sqlLockAccounts = `SELECT id, user_id, currency, balance, external FROM accounts
-		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
-	sqlWrite = `WITH
-	t AS (INSERT INTO transactions (id, type, from_account_id, to_account_id, amount, currency, description, created_at)
-		SELECT id, type, f, tt, amount, currency, description, $9
-		FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[], $7::text[])
-			AS x(id, type, f, tt, amount, currency, description)),
-	e AS (INSERT INTO entries (transaction_id, account_id, amount, balance_after, created_at)
-		SELECT tx, acc, amount, after, $9 FROM unnest($10::uuid[], $11::uuid[], $12::bigint[], $13::bigint[])
-			WITH ORDINALITY AS x(tx, acc, amount, after, n) ORDER BY n),
-	a AS (UPDATE accounts SET balance = x.balance
-		FROM unnest($14::uuid[], $15::bigint[]) AS x(id, balance) WHERE accounts.id = x.id),
-	o AS (INSERT INTO outbox (event_id, key, payload)
-		SELECT id, key, payload FROM unnest($16::uuid[], $17::text[], $18::json[]) WITH ORDINALITY AS x(id, key, payload, n) ORDER BY n),
-	k AS (UPDATE idempotency_keys SET transaction_id = x.tx, error_code = x.code, error_detail = x.detail
-		FROM unnest($19::text[], $20::text[], $21::uuid[], $22::text[], $23::text[]) AS x(scope, key, tx, code, detail)
-		WHERE idempotency_keys.scope = x.scope AND idempotency_keys.key = x.key)
-	SELECT $8::int`
+	sqlClaimKeys    = `SELECT * FROM ledger_claim_keys($1, $2, $3)`
+	sqlLockAccounts = `SELECT * FROM ledger_lock_accounts($1)`
+	sqlWrite        = `SELECT ledger_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+		$15, $16, $17, $18, $19, $20, $21, $22)`
 )
 
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
@@ -78,7 +55,7 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 		}
 	}()
 
-	// Round trip 1: begin, claim keys, read committed key outcomes, lock accounts.
+	// Round trip 1: begin, claim keys and read their committed outcomes, lock accounts.
 	keys := ledger.Keys(batch)
 	ids := ledger.AccountIDs(batch)
 	b := &pgx.Batch{}
@@ -99,7 +76,6 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 			scopes[i], names[i], hashes[i] = k.Scope, k.Key, hashOf[k]
 		}
 		b.Queue(sqlClaimKeys, scopes, names, hashes)
-		b.Queue(sqlReadKeys, scopes, names)
 	}
 	b.Queue(sqlLockAccounts, rawIDs(ids))
 	open = true
@@ -143,9 +119,6 @@ func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchSt
 		return err
 	}
 	if withKeys {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
 		rows, err := br.Query()
 		if err != nil {
 			return err
@@ -253,7 +226,7 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 			kCode[i], kDetail[i] = &code, &e.Detail
 		}
 	}
-	return []any{rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc, n, now,
+	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc,
 		rawIDs(eTx), rawIDs(eAcc), eAmt, eAfter, rawIDs(bID), bBal, rawIDs(evID), evKey, evPayload,
 		kScope, kKey, rawNullIDs(kTx), kCode, kDetail}, nil
 }
