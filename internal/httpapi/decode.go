@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -36,8 +37,9 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
-// DecodeObject decodes one JSON object into v, refusing unknown fields and trailing data.
-// Type errors are validation errors naming the field.
+// DecodeObject decodes one JSON object into v, refusing unknown fields, fields named twice or
+// in another case than v's, and trailing data: those are invalid_json (naming the field in
+// Fields when there is one). Type errors are validation_failed naming the field.
 func DecodeObject(body []byte, v any) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -51,7 +53,7 @@ func DecodeObject(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return ledger.Errorf(ledger.CodeInvalidJSON, "the body must hold one JSON object and nothing after it")
 	}
-	return nil
+	return checkMembers(body, reflect.TypeOf(v))
 }
 
 func jsonError(err error) error {
@@ -63,8 +65,8 @@ func jsonError(err error) error {
 		}
 		return ledger.Invalid(ledger.FieldError{Field: field, Message: "must be of type " + jsonKind(typeErr.Type.Kind().String())})
 	}
-	if strings.HasPrefix(err.Error(), "json: unknown field ") {
-		return ledger.Errorf(ledger.CodeInvalidJSON, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return memberError(strings.Trim(name, `"`), "is not a known field")
 	}
 	return ledger.Errorf(ledger.CodeInvalidJSON, "the body is not valid JSON: %v", err)
 }

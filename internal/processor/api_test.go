@@ -353,6 +353,16 @@ func TestRefusedRequests(t *testing.T) {
 		bad("two objects", string(validRaw)+string(validRaw), "invalid_json", ""),
 		bad("unknown field", with(ok, "memo", "hi"), "invalid_json", ""),
 		bad("idempotency_key in a single body", with(ok, "idempotency_key", "k1"), "invalid_json", ""),
+		// one reading of the body only: a repeated name or another case is refused, not resolved
+		bad("amount given twice", `{"type":"transfer","from_account_id":"`+f.aUSD+`","to_account_id":"`+f.bUSD+
+			`","amount":1,"amount":5000,"currency":"USD"}`, "invalid_json", "amount"),
+		bad("type given twice", `{"type":"transfer","type":"transfer","from_account_id":"`+f.aUSD+
+			`","to_account_id":"`+f.bUSD+`","amount":1,"currency":"USD"}`, "invalid_json", "type"),
+		bad("Amount capitalised", `{"type":"transfer","from_account_id":"`+f.aUSD+`","to_account_id":"`+f.bUSD+
+			`","Amount":1,"currency":"USD"}`, "invalid_json", "Amount"),
+		bad("CURRENCY in capitals", `{"type":"transfer","from_account_id":"`+f.aUSD+`","to_account_id":"`+f.bUSD+
+			`","amount":1,"CURRENCY":"USD"}`, "invalid_json", "CURRENCY"),
+		bad("unknown field named", with(ok, "memo", "hi"), "invalid_json", "memo"),
 		// wrong types
 		bad("amount as string", with(ok, "amount", "100"), "validation_failed", "amount"),
 		bad("amount as boolean", with(ok, "amount", true), "validation_failed", "amount"),
@@ -664,6 +674,9 @@ func TestBatch(t *testing.T) {
 		bad("transactions not an array", obj("transactions", item), "validation_failed", "transactions"),
 		bad("an array body", `[`+mustJSON(t, item)+`]`, "invalid_json", ""),
 		bad("unknown top-level field", with(items(1), "atomic", true), "invalid_json", ""),
+		bad("transactions given twice", `{"transactions":[`+mustJSON(t, item)+`],"transactions":[`+mustJSON(t, item)+`]}`,
+			"invalid_json", "transactions"),
+		bad("Transactions capitalised", `{"Transactions":[`+mustJSON(t, item)+`]}`, "invalid_json", "Transactions"),
 		bad("trailing garbage", mustJSON(t, items(1))+`]`, "invalid_json", ""),
 		{name: "Idempotency-Key header", c: f.ac, method: "POST", path: path, body: items(1),
 			headers: []string{"Idempotency-Key", "k"}, status: 400, code: "validation_failed", field: "Idempotency-Key"},
@@ -681,11 +694,13 @@ func TestBatch(t *testing.T) {
 		before := snapshot(t, f.db)
 		a0, b0 := balance(t, f.db, f.aUSD), balance(t, f.db, f.bUSD)
 		list := []any{
-			transfer(f.aUSD, f.bUSD, 100, "USD"),                               // 201
-			transfer(f.aUSD, f.bUSD, 0, "USD"),                                 // 400 amount
-			transfer(f.aUSD, f.bUSD, 1_000_000, "USD"),                         // 422 insufficient
-			"not an object",                                                    // 400 invalid_json
-			with(transfer(f.aUSD, f.bUSD, 5, "USD"), "x", 1),                   // 400 unknown field
+			transfer(f.aUSD, f.bUSD, 100, "USD"),             // 201
+			transfer(f.aUSD, f.bUSD, 0, "USD"),               // 400 amount
+			transfer(f.aUSD, f.bUSD, 1_000_000, "USD"),       // 422 insufficient
+			"not an object",                                  // 400 invalid_json
+			with(transfer(f.aUSD, f.bUSD, 5, "USD"), "x", 1), // 400 unknown field
+			json.RawMessage(`{"type":"transfer","from_account_id":"` + f.aUSD + `","to_account_id":"` + f.bUSD +
+				`","amount":5,"amount":6,"currency":"USD"}`), // 400 amount twice
 			withdrawal(f.bUSD, 5, "USD"),                                       // 404 bob's account
 			transfer(f.aUSD, f.aUSD, 5, "USD"),                                 // 422 same account
 			deposit(f.aUSD, 5, "USD"),                                          // 403 user deposit
@@ -702,7 +717,7 @@ func TestBatch(t *testing.T) {
 			status int
 			code   string
 		}{{201, ""}, {400, "validation_failed"}, {422, "insufficient_funds"}, {400, "invalid_json"},
-			{400, "invalid_json"}, {404, "not_found"}, {422, "same_account"}, {403, "forbidden"},
+			{400, "invalid_json"}, {400, "invalid_json"}, {404, "not_found"}, {422, "same_account"}, {403, "forbidden"},
 			{422, "currency_mismatch"}, {201, ""}, {201, ""}, {422, "idempotency_key_reused"},
 			{400, "validation_failed"}, {400, "validation_failed"}, {400, "validation_failed"}, {201, ""}}
 		r := do(t, f.ac, "POST", path, obj("transactions", list))
@@ -742,8 +757,8 @@ func TestBatch(t *testing.T) {
 				t.Errorf("item %d: %s", i, e)
 			}
 		}
-		if len(ids) == 4 && (ids[1] != ids[2] || !out.Results[10].Replayed || out.Results[9].Replayed) {
-			t.Errorf("the second use of key b1 in the batch is not a replay of the first: %v", out.Results[9:11])
+		if len(ids) == 4 && (ids[1] != ids[2] || !out.Results[11].Replayed || out.Results[10].Replayed) {
+			t.Errorf("the second use of key b1 in the batch is not a replay of the first: %v", out.Results[10:12])
 		}
 		// 100 + 7 + 200 moved, three transactions, one key
 		if a, b := balance(t, f.db, f.aUSD), balance(t, f.db, f.bUSD); a != a0-307 || b != b0+307 {
