@@ -259,6 +259,10 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) error {
 	if len(in.Transactions) == 0 || len(in.Transactions) > 1000 {
 		return ledger.Invalid(ledger.FieldError{Field: "transactions", Message: "must hold 1 to 1000 requests"})
 	}
+	// Each item is a request to the rate limit; the batch's own request was counted on entry.
+	if err := s.charge(w, c, int64(len(in.Transactions)-1)); err != nil {
+		return err
+	}
 	out := make([]batchItemJSON, len(in.Transactions))
 	pending := make([]*ledger.Pending, 0, len(in.Transactions))
 	index := make([]int, 0, len(in.Transactions))

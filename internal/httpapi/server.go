@@ -20,9 +20,9 @@ import (
 	"txn/internal/service"
 )
 
-// RateLimiter decides whether a caller may make one more request.
+// RateLimiter decides whether a caller may make n more requests, counting them if so.
 type RateLimiter interface {
-	Allow(scope string) (ok bool, retryAfter time.Duration)
+	Allow(scope string, n int64) (ok bool, retryAfter time.Duration)
 }
 
 // Deps is what the server needs.
@@ -154,6 +154,22 @@ func (s *server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// charge counts n requests against c's rate limit: a 429 with Retry-After when they do not fit.
+func (s *server) charge(w http.ResponseWriter, c ledger.Caller, n int64) error {
+	if s.Limiter == nil {
+		return nil
+	}
+	if ok, after := s.Limiter.Allow(c.Scope(), n); !ok {
+		w.Header().Set("Retry-After", retryAfterSeconds(after))
+		if n > 1 {
+			return ledger.Errorf(ledger.CodeRateLimited,
+				"over the rate limit for this caller: a batch counts one request per item (%d more here)", n)
+		}
+		return ledger.Errorf(ledger.CodeRateLimited, "over the rate limit for this caller")
+	}
+	return nil
+}
+
 // authed authenticates, applies the caller's rate limit and renders the handler's error.
 func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,11 +183,8 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 			if err != nil {
 				return err
 			}
-			if s.Limiter != nil {
-				if ok, after := s.Limiter.Allow(c.Scope()); !ok {
-					w.Header().Set("Retry-After", retryAfterSeconds(after))
-					return ledger.Errorf(ledger.CodeRateLimited, "over the rate limit for this caller")
-				}
+			if err := s.charge(w, c, 1); err != nil {
+				return err
 			}
 			return h(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
 		}()

@@ -121,6 +121,42 @@ func TestRateLimit(t *testing.T) {
 		f.ac.Must(t, http.StatusOK, "GET", "/users/"+f.alice.ID, nil)
 	})
 
+	t.Run("a batch counts one request per item", func(t *testing.T) {
+		batch := func(n int) map[string]any {
+			list := make([]any, n)
+			for i := range list {
+				list[i] = transfer(f.aUSD, f.bUSD, 1, "USD")
+			}
+			return obj("transactions", list)
+		}
+		before := snapshot(t, f.db)
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		r, err := f.ac.Do("POST", "/transactions/batch", batch(rate+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+		if d := rowDelta(t, f.db, before); d["transactions"] != 0 {
+			t.Errorf("a refused batch wrote %v", d)
+		}
+		// A batch of rate items spends the second: the next request in it is refused. The
+		// pair is tried again if the second ended between them.
+		for attempt := 0; ; attempt++ {
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+			from := time.Now().Unix()
+			f.ac.Must(t, http.StatusOK, "POST", "/transactions/batch", batch(rate))
+			r, err := f.ac.Do("GET", "/users/"+f.alice.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().Unix() != from && attempt < 3 {
+				continue
+			}
+			assertProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+			break
+		}
+	})
+
 	t.Run("admin is never limited", func(t *testing.T) {
 		answers, _, _ := burst(t, f.admin, 100, "GET", "/users/"+f.alice.ID, nil)
 		for i, r := range answers {

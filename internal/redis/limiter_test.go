@@ -29,7 +29,7 @@ func TestLimiterSharesTheLimitAcrossInstances(t *testing.T) {
 	a, b := newLimiter(), newLimiter()
 	allow := func(l *redis.Limiter, n int) (ok int) {
 		for range n {
-			if allowed, _ := l.Allow("user"); allowed {
+			if allowed, _ := l.Allow("user", 1); allowed {
 				ok++
 			}
 		}

@@ -136,8 +136,9 @@ func NewLimiter(rdb *goredis.Client, prefix string, limit func(scope string) int
 		scopes: map[string]*scopeCount{}}
 }
 
-// Allow reports whether scope may make one more request now; if not, retryAfter says when.
-func (l *Limiter) Allow(scope string) (ok bool, retryAfter time.Duration) {
+// Allow reports whether scope may make n more requests now, and if so counts them; if not, it
+// counts none and retryAfter says when the window ends.
+func (l *Limiter) Allow(scope string, n int64) (ok bool, retryAfter time.Duration) {
 	limit := int64(l.limit(scope))
 	if limit <= 0 {
 		return true, 0
@@ -156,10 +157,10 @@ func (l *Limiter) Allow(scope string) (ok bool, retryAfter time.Duration) {
 		c = &scopeCount{}
 		l.scopes[scope] = c
 	}
-	if c.pending+c.synced+c.others >= limit {
+	if c.pending+c.synced+c.others+n > limit {
 		return false, time.Unix(sec+1, 0).Sub(now)
 	}
-	c.pending++
+	c.pending += n
 	return true, 0
 }
 
