@@ -10,10 +10,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 )
 
 // Store persists the ledger. Implementations return ErrNotFound for missing rows and
@@ -61,14 +63,22 @@ type Config struct {
 
 // Service is the application: every use case, with the authorization rules of API.md.
 type Service struct {
-	cfg     Config
-	store   Store
-	batcher *Batcher
-	local   localKeyCache
+	cfg        Config
+	store      Store
+	batcher    *Batcher
+	local      localKeyCache
+	keyReads   singleflight.Group // concurrent requests with one key share its lookup
+	keySlots   chan struct{}      // bounds the store reads of API keys in flight
+	keyLookups atomic.Int64
 }
 
+// keyLookupSlots is how many API key reads may use the store at once, so that requests with
+// made-up keys cannot take the connections the write path needs.
+const keyLookupSlots = 4
+
 func NewService(store Store, batcher *Batcher, cfg Config) *Service {
-	return &Service{cfg: cfg, store: store, batcher: batcher, local: localKeyCache{m: map[string]localKey{}}}
+	return &Service{cfg: cfg, store: store, batcher: batcher, local: localKeyCache{m: map[string]localKey{}},
+		keySlots: make(chan struct{}, keyLookupSlots)}
 }
 
 // --- authentication ---
@@ -83,36 +93,77 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, error
 	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
 		return Caller{Admin: true}, nil
 	}
-	if !strings.HasPrefix(token, apiKeyPrefix) {
+	if !wellFormedKey(token) {
 		return Caller{}, errUnauthorized
 	}
 	sum := sha256.Sum256([]byte(token))
 	hash := sum[:]
-	if id, ok := s.local.get(hash); ok {
+	if id, known, ok := s.local.get(hash); ok {
+		if !known {
+			return Caller{}, errUnauthorized
+		}
 		return Caller{UserID: id}, nil
 	}
+	id, err, _ := s.keyReads.Do(string(hash), func() (any, error) { return s.lookupKey(ctx, hash) })
+	if err != nil {
+		return Caller{}, err
+	}
+	return Caller{UserID: id.(uuid.UUID)}, nil
+}
+
+// lookupKey finds the user of an API key hash in the shared cache, else in the store, and
+// remembers the answer locally, an unknown key included: a flood of made-up keys costs the
+// database one read per key and per few seconds, through at most keyLookupSlots connections.
+func (s *Service) lookupKey(ctx context.Context, hash []byte) (uuid.UUID, error) {
 	if c := s.cfg.KeyCache; c != nil {
 		id, ok, err := c.Get(ctx, hash)
 		if err != nil {
 			s.cacheError("get", err)
 		} else if ok {
-			s.local.set(hash, id)
-			return Caller{UserID: id}, nil
+			s.local.set(hash, id, true)
+			return id, nil
 		}
 	}
+	select {
+	case s.keySlots <- struct{}{}:
+		defer func() { <-s.keySlots }()
+	case <-ctx.Done():
+		return uuid.Nil, ctx.Err()
+	}
+	s.keyLookups.Add(1)
 	id, err := s.store.UserIDByKeyHash(ctx, hash)
 	if ErrorCode(err) == CodeNotFound {
-		return Caller{}, errUnauthorized
+		s.local.set(hash, uuid.Nil, false)
+		return uuid.Nil, errUnauthorized
 	} else if err != nil {
-		return Caller{}, err
+		return uuid.Nil, err
 	}
-	s.local.set(hash, id)
+	s.local.set(hash, id, true)
 	if c := s.cfg.KeyCache; c != nil {
 		if err := c.Set(ctx, hash, id); err != nil {
 			s.cacheError("set", err)
 		}
 	}
-	return Caller{UserID: id}, nil
+	return id, nil
+}
+
+// KeyLookups is how many API keys were looked up in the store.
+func (s *Service) KeyLookups() int64 { return s.keyLookups.Load() }
+
+// wellFormedKey reports whether token has the shape of the API keys CreateUser makes: the
+// prefix and 32 random bytes in unpadded base64url. Anything else is refused unread.
+func wellFormedKey(token string) bool {
+	rest, ok := strings.CutPrefix(token, apiKeyPrefix)
+	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(apiKeyBytes) {
+		return false
+	}
+	for i := range len(rest) {
+		c := rest[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) cacheError(op string, err error) {
@@ -130,27 +181,36 @@ type localKeyCache struct {
 
 type localKey struct {
 	id      uuid.UUID
+	known   bool // false: no user has this key
 	expires time.Time
 }
 
-const localKeyTTL = 10 * time.Second
+const (
+	localKeyTTL   = 10 * time.Second
+	unknownKeyTTL = 5 * time.Second
+)
 
-func (c *localKeyCache) get(hash []byte) (uuid.UUID, bool) {
+// get returns what is remembered of hash: its user, or known false for a key no user has.
+func (c *localKeyCache) get(hash []byte) (id uuid.UUID, known, ok bool) {
 	c.mu.RLock()
 	k, ok := c.m[string(hash)]
 	c.mu.RUnlock()
 	if !ok || time.Now().After(k.expires) {
-		return uuid.Nil, false
+		return uuid.Nil, false, false
 	}
-	return k.id, true
+	return k.id, k.known, true
 }
 
-func (c *localKeyCache) set(hash []byte, id uuid.UUID) {
+func (c *localKeyCache) set(hash []byte, id uuid.UUID, known bool) {
+	ttl := localKeyTTL
+	if !known {
+		ttl = unknownKeyTTL
+	}
 	c.mu.Lock()
 	if len(c.m) >= 100_000 {
 		clear(c.m)
 	}
-	c.m[string(hash)] = localKey{id: id, expires: time.Now().Add(localKeyTTL)}
+	c.m[string(hash)] = localKey{id: id, known: known, expires: time.Now().Add(ttl)}
 	c.mu.Unlock()
 }
 
@@ -162,7 +222,10 @@ func (c *localKeyCache) clear() {
 
 // --- users ---
 
-const apiKeyPrefix = "tk_"
+const (
+	apiKeyPrefix = "tk_"
+	apiKeyBytes  = 32
+)
 
 var errForbidden = Errorf(CodeForbidden, "this action needs the admin token")
 
@@ -232,7 +295,7 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, in NewUserInput) (*N
 	u := &NewUser{
 		User: User{ID: uuid.Must(uuid.NewV7()), Name: in.Name, Email: strings.ToLower(email),
 			WebhookURL: in.WebhookURL, Tags: tags, CreatedAt: now, UpdatedAt: now},
-		APIKey:        apiKeyPrefix + randomString(32, base64.RawURLEncoding),
+		APIKey:        apiKeyPrefix + randomString(apiKeyBytes, base64.RawURLEncoding),
 		WebhookSecret: "whsec_" + randomString(32, base64.StdEncoding),
 	}
 	sum := sha256.Sum256([]byte(u.APIKey))

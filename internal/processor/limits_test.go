@@ -242,3 +242,47 @@ func metric(t *testing.T, page []byte, name string) float64 {
 	t.Fatalf("metric %s not found in:\n%s", name, page)
 	return 0
 }
+
+// TestUnknownKeys floods the processor with made-up API keys: each is read from PostgreSQL at
+// most once while remembered, malformed ones never, and every answer is 401.
+func TestUnknownKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	base := testenv.Client{Base: f.p.URL, HTTP: http.DefaultClient}
+	lookups := func() float64 {
+		return metric(t, base.Must(t, http.StatusOK, "GET", "/metrics", nil).Body, "apikey_store_lookups_total")
+	}
+	flood := func(t *testing.T, keys []string, n int) {
+		t.Helper()
+		for i := range n {
+			c := f.p.Client(keys[i%len(keys)])
+			r, err := c.Do("GET", "/users/"+f.alice.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertProblem(t, r, http.StatusUnauthorized, "unauthorized")
+		}
+	}
+	wellFormed := make([]string, 10)
+	for i := range wellFormed {
+		wellFormed[i] = "tk_" + strings.Repeat(string(rune('a'+i)), 43)
+	}
+
+	t.Run("a made-up key is read once while remembered", func(t *testing.T) {
+		before := lookups()
+		flood(t, wellFormed, 300)
+		if d := lookups() - before; d > float64(len(wellFormed)) {
+			t.Errorf("%v store reads for %d distinct unknown keys in 300 requests", d, len(wellFormed))
+		}
+	})
+	t.Run("a malformed key is never read", func(t *testing.T) {
+		before := lookups()
+		flood(t, []string{"tk_short", "tk_" + strings.Repeat("a", 42) + "!", "tk_" + strings.Repeat("a", 44)}, 30)
+		if d := lookups() - before; d != 0 {
+			t.Errorf("%v store reads for malformed keys", d)
+		}
+	})
+	t.Run("a real key still works", func(t *testing.T) {
+		f.ac.Must(t, http.StatusOK, "GET", "/users/"+f.alice.ID, nil)
+	})
+}

@@ -171,6 +171,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			log.Debug("API key cache unavailable", "op", op, "err", err)
 		},
 	})
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "apikey_store_lookups_total", Help: "API keys read from PostgreSQL (misses of both caches).",
+	}, func() float64 { return float64(svc.KeyLookups()) }))
 	if cfg.RelayEnabled {
 		r, closeRelay, err := NewRelay(RelayConfig{DirectURL: cfg.DirectURL, Brokers: kafka.Brokers(cfg.KafkaBrokers),
 			Topic: cfg.KafkaTopic}, log, reg)
