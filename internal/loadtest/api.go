@@ -225,11 +225,16 @@ func (s *server) stopRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// cleanupWriteTimeout replaces the server's write timeout for a data deletion.
+const cleanupWriteTimeout = 15 * time.Minute
+
 func (s *server) deleteData(w http.ResponseWriter, r *http.Request) error {
 	id, err := runID(r)
 	if err != nil {
 		return err
 	}
+	// Deleting a big run's data from the document store can take minutes.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(cleanupWriteTimeout))
 	res, err := s.Manager.DeleteData(r.Context(), id)
 	if err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -285,4 +287,26 @@ func TestUnknownKeys(t *testing.T) {
 	t.Run("a real key still works", func(t *testing.T) {
 		f.ac.Must(t, http.StatusOK, "GET", "/users/"+f.alice.ID, nil)
 	})
+}
+
+// TestStalledBodyIsCutOff checks that the processor's server has a read timeout: a request
+// whose body stops coming holds its connection no longer than that.
+func TestStalledBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *processor.Config) { c.HTTPTimeouts.Read = time.Second })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+f.alice.APIKey+
+		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"type\":"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, conn)
+	if err != nil {
+		t.Errorf("the connection was still open after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
 }

@@ -41,6 +41,7 @@ type Config struct {
 	AllowPrivate    bool
 	Batch           ledger.BatcherConfig
 	ShutdownTimeout time.Duration
+	HTTPTimeouts    service.HTTPTimeouts
 	// RelayEnabled runs an outbox relay candidate in the process (one leads at a time).
 	RelayEnabled bool
 	KafkaBrokers string
@@ -64,6 +65,7 @@ func FromEnv(env *config.Env) (Config, error) {
 		UserRate:     env.Int("RATE_LIMIT_RPS", 1000),
 		AdminRate:    env.Int("ADMIN_RATE_LIMIT_RPS", 0),
 		AllowPrivate: env.Bool("WEBHOOK_ALLOW_PRIVATE", false),
+		HTTPTimeouts: service.DefaultHTTPTimeouts,
 		Batch: ledger.BatcherConfig{
 			MaxBatch: env.Int("BATCH_MAX", 512),
 			Workers:  env.Int("BATCH_WORKERS", 2),
@@ -218,8 +220,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 // Serve answers on ln until ctx ends, then stops in order: stop taking requests and finish
 // those in flight, then drain the batcher (requests in flight still need it).
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	srv := service.NewHTTPServer(a.handler, a.cfg.HTTPTimeouts, a.log)
 	batchCtx, stopBatcher := context.WithCancel(context.Background())
 	defer stopBatcher()
 	batchDone := make(chan error, 1)

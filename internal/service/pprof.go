@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"txn/internal/config"
 )
@@ -19,5 +20,9 @@ func StartPprof(env *config.Env, log *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(addr, mux)) }()
+	// A CPU profile or trace streams for as many seconds as asked.
+	srv := NewHTTPServer(mux, HTTPTimeouts{ReadHeader: DefaultHTTPTimeouts.ReadHeader,
+		Read: DefaultHTTPTimeouts.Read, Write: 10 * time.Minute, Idle: DefaultHTTPTimeouts.Idle}, log)
+	srv.Addr = addr
+	go func() { log.Warn("pprof stopped", "err", srv.ListenAndServe()) }()
 }

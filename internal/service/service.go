@@ -91,7 +91,7 @@ func Run(ctx context.Context, addr string, log *slog.Logger, work func(context.C
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := NewHTTPServer(s.Handler(), DefaultHTTPTimeouts, log)
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			log.Error("operational endpoints stopped", "err", err)

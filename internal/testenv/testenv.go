@@ -25,6 +25,7 @@ import (
 
 	"txn/internal/ledger"
 	"txn/internal/processor"
+	"txn/internal/service"
 )
 
 func env(key, def string) string {
@@ -121,6 +122,7 @@ func StartProcessor(t testing.TB, change func(*processor.Config)) *Processor {
 		AllowPrivate:    true,
 		Batch:           ledger.BatcherConfig{MaxBatch: 512, Workers: 4},
 		ShutdownTimeout: 10 * time.Second,
+		HTTPTimeouts:    service.DefaultHTTPTimeouts,
 	}
 	if change != nil {
 		change(&cfg)

@@ -204,8 +204,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := service.NewHTTPServer(handler, service.DefaultHTTPTimeouts, log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.Info("listening", "addr", ln.Addr().String(), "processor", cfg.Target.URL)
