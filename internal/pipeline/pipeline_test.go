@@ -167,53 +167,90 @@ func TestProcessorIsolatesPoison(t *testing.T) {
 		return nil
 	}}
 	d := &dlq{}
-	if err := newProcessor(s, d).Process(context.Background(), messages(t, a, poison, b)); err != nil {
-		t.Fatal(err)
-	}
-	if s.applied[a.ID] != 1 || s.applied[b.ID] != 1 || s.applied[poison.ID] != 0 {
-		t.Errorf("applied %v", s.applied)
-	}
-	if len(d.letters) != 1 || d.letters[0].Msg.Offset != 1 || !strings.Contains(d.letters[0].Reason, "out of range") {
-		t.Errorf("dead letters %+v", d.letters)
-	}
-}
-
-func TestProcessorWaitsOutAnOutageWithoutDeadLettering(t *testing.T) {
-	s, d := &sink{applied: map[uuid.UUID]int{}, down: true}, &dlq{}
 	p := newProcessor(s, d)
-	evs := []*event.Event{transferEvent(), transferEvent(), transferEvent(), transferEvent()}
-	msgs := messages(t, evs...)
-	for round := 0; round < 5; round++ {
-		if err := p.Process(context.Background(), msgs); err == nil {
-			t.Fatal("a batch was reported applied while the store is down")
+	msgs := messages(t, a, poison, b)
+	rounds := 1
+	for ; p.Process(context.Background(), msgs) != nil; rounds++ {
+		if len(d.letters) != 0 {
+			t.Fatalf("round %d: dead-lettered before the poison was proven: %+v", rounds, d.letters)
+		}
+		if rounds == 10 {
+			t.Fatal("the batch never went through")
 		}
 	}
-	if len(d.letters) != 0 {
-		t.Fatalf("dead-lettered during an outage: %+v", d.letters)
-	}
-	s.down = false
-	if err := p.Process(context.Background(), msgs); err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
-		if s.applied[ev.ID] != 1 {
-			t.Errorf("event %s applied %d times", ev.ID, s.applied[ev.ID])
+	t.Run("a failure that may be the store's is proven poison only after MaxFailures rounds", func(t *testing.T) {
+		if rounds != 3 {
+			t.Errorf("went through in round %d, want 3", rounds)
 		}
-	}
+	})
+	t.Run("the healthy events are applied and the poison is not", func(t *testing.T) {
+		// Applied again in each round, as a redelivery would be: the sinks are idempotent.
+		if s.applied[a.ID] == 0 || s.applied[b.ID] == 0 || s.applied[poison.ID] != 0 {
+			t.Errorf("applied %v", s.applied)
+		}
+	})
+	t.Run("only the poison is dead-lettered, with its reason", func(t *testing.T) {
+		if len(d.letters) != 1 || d.letters[0].Msg.Offset != 1 || !strings.Contains(d.letters[0].Reason, "out of range") {
+			t.Errorf("dead letters %+v", d.letters)
+		}
+	})
 }
 
-func TestProcessorDeadLettersALonePoisonOnceTheStoreAnswers(t *testing.T) {
-	poison := transferEvent()
-	s := &sink{applied: map[uuid.UUID]int{}, fail: func(*event.Event) error { return errors.New("rejected") }}
+func TestProcessorDeadLettersPermanentErrorsAtOnce(t *testing.T) {
+	a, poison := transferEvent(), transferEvent()
+	s := &sink{applied: map[uuid.UUID]int{}, fail: func(ev *event.Event) error {
+		if ev.ID == poison.ID {
+			return &PermanentError{Reason: "document too large"}
+		}
+		return nil
+	}}
 	d := &dlq{}
-	p := newProcessor(s, d)
-	msgs := messages(t, poison)
-	var err error
-	rounds := 0
-	for err = errors.New("start"); err != nil && rounds < 10; rounds++ {
-		err = p.Process(context.Background(), msgs)
+	if err := newProcessor(s, d).Process(context.Background(), messages(t, a, poison)); err != nil {
+		t.Fatal(err)
 	}
-	if err != nil || rounds != 3 || len(d.letters) != 1 {
-		t.Fatalf("after %d rounds: err %v, dead letters %d", rounds, err, len(d.letters))
+	if s.applied[a.ID] != 1 || len(d.letters) != 1 || d.letters[0].Msg.Offset != 1 {
+		t.Errorf("applied %v, dead letters %+v", s.applied, d.letters)
+	}
+}
+
+// The store goes down after the first event of an isolated batch went through: the events
+// after it are victims of the outage, not poison, and must not be dead-lettered.
+func TestProcessorKeepsHealthyEventsWhenTheStoreFailsMidIsolation(t *testing.T) {
+	first := transferEvent()
+	down, applied := false, 0
+	apply := func(_ context.Context, evs []*event.Event) error {
+		switch {
+		case down:
+			return errors.New("connection refused")
+		case len(evs) > 1:
+			return errors.New("i/o timeout") // the batch fails, so it is isolated
+		case evs[0].ID == first.ID:
+			applied++
+			return nil
+		default:
+			down = true
+			return errors.New("connection reset by peer")
+		}
+	}
+	ping := func(context.Context) error {
+		if down {
+			return errors.New("down")
+		}
+		return nil
+	}
+	d := &dlq{}
+	p := NewProcessor(Sink{Name: "test", Apply: apply, Ping: ping}, d, ProcessConfig{Backoff: time.Millisecond, MaxFailures: 3})
+	msgs := messages(t, first, transferEvent(), transferEvent())
+	for round := 1; round <= 5; round++ {
+		if err := p.Process(context.Background(), msgs); err == nil {
+			t.Fatalf("round %d: reported done while the store is down", round)
+		}
+		if len(d.letters) != 0 {
+			t.Fatalf("round %d: dead-lettered healthy events: %+v", round, d.letters)
+		}
+		down = false // up again for the next round
+	}
+	if applied == 0 {
+		t.Error("the first event never went through: the isolation did not run")
 	}
 }

@@ -127,42 +127,34 @@ func (p *Processor) applyWithRetry(ctx context.Context, evs []*event.Event) erro
 }
 
 // isolate applies the events one by one after their batch failed, each with its own retries.
-// It returns the events at fault as dead letters, or an error when the failure looks like the
-// store's (nothing went through): the caller then retries the batch later and commits nothing.
+// It returns the events at fault as dead letters, or an error as soon as one fails in a way
+// that may be the store's: the caller then retries the batch later and commits nothing (the
+// events applied meanwhile are applied again, which the sinks make harmless). Only proven
+// poison is dead-lettered: an event the sink refused as permanently invalid, or, after
+// MaxFailures rounds, one that still fails while the store answers its ping right after.
 // Invariant: on a nil error every event was applied or is in the returned dead letters.
 func (p *Processor) isolate(ctx context.Context, evs []*event.Event, origin []Message, batchErr error) ([]DeadLetter, error) {
 	if origin[0].Offset != p.first {
 		p.first, p.failed = origin[0].Offset, 0
 	}
 	p.failed++
-	// After repeated rounds with the store answering its ping, what still fails is poison:
-	// try every event so that all of it can be dead-lettered.
-	exhaustive := p.failed >= p.cfg.MaxFailures && p.sink.Ping != nil && p.sink.Ping(ctx) == nil
+	exhaustive := p.failed >= p.cfg.MaxFailures && p.sink.Ping != nil
 	var dead []DeadLetter
-	applied, storeFailures := 0, 0
 	for i, ev := range evs {
 		err := p.applyWithRetry(ctx, []*event.Event{ev})
 		if err == nil {
-			applied++
 			continue
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		var perm *PermanentError
-		if !errors.As(err, &perm) {
-			storeFailures++
-			if !exhaustive && applied == 0 && storeFailures >= 3 {
-				break // nothing goes through: an outage, no need to try every event
-			}
+		if !errors.As(err, &perm) && !(exhaustive && p.sink.Ping(ctx) == nil) {
+			return nil, fmt.Errorf("%s: batch failed (%d rounds): %w", p.sink.Name, p.failed, batchErr)
 		}
 		dead = append(dead, DeadLetter{Group: p.sink.Name, Msg: origin[i], Reason: err.Error()})
 	}
-	complete := applied+len(dead) == len(evs)
-	if complete && (storeFailures == 0 || applied > 0 || exhaustive) {
-		return dead, nil
-	}
-	return nil, fmt.Errorf("%s: batch failed (%d rounds): %w", p.sink.Name, p.failed, batchErr)
+	return dead, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
