@@ -29,6 +29,7 @@ var statusOf = map[ledger.Code]int{
 	ledger.CodeBalanceLimit:      http.StatusUnprocessableEntity,
 	ledger.CodeRateLimited:       http.StatusTooManyRequests,
 	ledger.CodeUnavailable:       http.StatusServiceUnavailable,
+	ledger.CodeOutcomeUnknown:    http.StatusServiceUnavailable,
 }
 
 var titles = map[ledger.Code]string{
@@ -48,6 +49,7 @@ var titles = map[ledger.Code]string{
 	ledger.CodeBalanceLimit:      "Balance limit",
 	ledger.CodeRateLimited:       "Rate limited",
 	ledger.CodeUnavailable:       "Service unavailable",
+	ledger.CodeOutcomeUnknown:    "Outcome unknown",
 }
 
 // Problem is an RFC 9457 problem document with the API's error code.

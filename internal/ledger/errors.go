@@ -25,6 +25,9 @@ const (
 	CodeBalanceLimit      Code = "balance_limit"
 	CodeRateLimited       Code = "rate_limited"
 	CodeUnavailable       Code = "unavailable"
+	// CodeOutcomeUnknown: the write may or may not have been applied; retrying with the same
+	// Idempotency-Key tells which.
+	CodeOutcomeUnknown Code = "outcome_unknown"
 )
 
 // FieldError names one invalid field of a request.

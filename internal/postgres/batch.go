@@ -60,6 +60,8 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	ids := ledger.AccountIDs(batch)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	// The transaction's id settles the outcome if the connection fails around COMMIT.
+	b.Queue("SELECT pg_current_xact_id()::text")
 	if len(keys) > 0 {
 		scopes, names, hashes := make([]string, len(keys)), make([]string, len(keys)), make([][]byte, len(keys))
 		hashOf := map[ledger.KeyRef][]byte{}
@@ -80,7 +82,8 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	b.Queue(sqlLockAccounts, rawIDs(ids))
 	open = true
 	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{}}
-	if err := s.readState(conn.Conn().SendBatch(ctx, b), len(keys) > 0, st); err != nil {
+	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), len(keys) > 0, st)
+	if err != nil {
 		return err
 	}
 
@@ -103,25 +106,35 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 		open = false
 		return nil
 	}
-	var pe *pgconn.PgError
-	if errors.As(werr, &pe) || errors.As(cerr, &pe) {
-		// The server refused: nothing was committed.
+	if refused(werr) || (werr == nil && refused(cerr)) {
+		// The server answered with an error and kept the session: nothing was committed.
 		return errors.Join(werr, cerr)
 	}
-	// The connection failed with COMMIT possibly sent: find out what happened.
+	// The connection failed, or the server ended it, with COMMIT possibly applied.
 	open = false
-	return s.resolveAmbiguous(ctx, plan, errors.Join(werr, cerr, closeErr))
+	return s.resolveAmbiguous(ctx, xid, errors.Join(werr, cerr, closeErr))
 }
 
-func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchState) error {
+// refused reports whether err is the server rejecting a statement with an ERROR, which aborts
+// the transaction. A FATAL or PANIC ends the session and may come after a commit took effect.
+func refused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Severity == "ERROR"
+}
+
+// readState reads round trip 1's answers into st and returns the transaction's id.
+func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchState) (xid string, err error) {
 	defer br.Close()
 	if _, err := br.Exec(); err != nil { // BEGIN
-		return err
+		return "", err
+	}
+	if err := br.QueryRow().Scan(&xid); err != nil {
+		return "", err
 	}
 	if withKeys {
 		rows, err := br.Query()
 		if err != nil {
-			return err
+			return "", err
 		}
 		for rows.Next() {
 			var ref ledger.KeyRef
@@ -137,7 +150,7 @@ func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchSt
 			if err := rows.Scan(&ref.Scope, &ref.Key, &hash, &code, &detail,
 				&txID, &typ, &from, &to, &amount, &cur, &desc, &created); err != nil {
 				rows.Close()
-				return err
+				return "", err
 			}
 			rec := &ledger.KeyRecord{}
 			copy(rec.Hash[:], hash)
@@ -156,28 +169,28 @@ func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchSt
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return err
+			return "", err
 		}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return err
+		return "", err
 	}
 	for rows.Next() {
 		var a ledger.AccountState
 		var user pgtype.UUID
 		if err := rows.Scan((*[16]byte)(&a.ID), &user, &a.Currency, &a.Balance, &a.External); err != nil {
 			rows.Close()
-			return err
+			return "", err
 		}
 		a.UserID = user.Bytes
 		st.Accounts[a.ID] = &a
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return "", err
 	}
-	return br.Close()
+	return xid, br.Close()
 }
 
 func deref(s *string) string {
@@ -231,41 +244,41 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 		kScope, kKey, rawNullIDs(kTx), kCode, kDetail}, nil
 }
 
-// resolveAmbiguous finds out whether a batch whose COMMIT got no answer committed, by looking
-// for what it wrote, so that a 2xx is never lost and a 503 never hides an applied write.
-func (s *Store) resolveAmbiguous(ctx context.Context, plan *ledger.Plan, cause error) error {
-	var query string
-	var arg any
-	switch {
-	case len(plan.Transactions) > 0:
-		query, arg = `SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1)`, plan.Transactions[0].ID
-	case len(plan.Keys) > 0:
-		query, arg = `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $1[1] AND key = $1[2]
-			AND (transaction_id IS NOT NULL OR error_code IS NOT NULL))`,
-			[]string{plan.Keys[0].Ref.Scope, plan.Keys[0].Ref.Key}
-	default:
-		// Nothing was to be written: every result stands as decided.
-		return nil
-	}
-	ctx = context.WithoutCancel(ctx)
+// resolveAmbiguous settles a batch whose COMMIT got no answer by asking PostgreSQL for the
+// status of its transaction id, until the commit is proven applied (nil: every result stands)
+// or rolled back (an error: nothing was applied), for at most CommitResolveTimeout. If it
+// cannot be proven either way the error is outcome_unknown, never "safe to retry".
+func (s *Store) resolveAmbiguous(ctx context.Context, xid string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitResolveTimeout())
+	defer cancel()
 	var lastErr error
-	for attempt := 0; attempt < 20; attempt++ {
-		var committed bool
-		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		lastErr = s.pool.QueryRow(qctx, query, arg).Scan(&committed)
-		cancel()
-		if lastErr == nil {
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var status *string
+		lastErr = s.pool.QueryRow(ctx, `SELECT pg_xact_status($1::xid8)`, xid).Scan(&status)
+		switch {
+		case lastErr != nil:
+		case status == nil: // too old to tell: cannot happen seconds after the commit
+			lastErr = fmt.Errorf("transaction %s: status no longer known", xid)
+		case *status == "committed" || *status == "aborted":
+			committed := *status == "committed"
 			if s.OnAmbiguousCommit != nil {
 				s.OnAmbiguousCommit(committed, cause)
 			}
 			if committed {
 				return nil
 			}
-			return fmt.Errorf("%w: %w (not committed)", errAmbiguous, cause)
+			return fmt.Errorf("%w: %w (transaction %s rolled back)", errAmbiguous, cause, xid)
+		default: // in progress: the commit is still being applied
+			lastErr = fmt.Errorf("transaction %s still in progress", xid)
 		}
-		time.Sleep(250 * time.Millisecond)
+		if sleepCtx(ctx, wait) != nil {
+			break
+		}
 	}
-	return fmt.Errorf("%w: %w; outcome unknown: %w", errAmbiguous, cause, lastErr)
+	return errors.Join(ledger.Errorf(ledger.CodeOutcomeUnknown,
+		"the database connection failed at commit and the outcome could not be confirmed; "+
+			"retry with the same Idempotency-Key to learn whether it was applied"),
+		fmt.Errorf("%w: %w; transaction %s: %w", errAmbiguous, cause, xid, lastErr))
 }
 
 // rawIDs hands UUIDs to pgx as [16]byte, encoded in binary: uuid.UUID's driver.Valuer would

@@ -20,6 +20,15 @@ type Store struct {
 	pool *pgxpool.Pool
 	// OnAmbiguousCommit, when set, is told when a commit's outcome had to be looked up.
 	OnAmbiguousCommit func(committed bool, err error)
+	// CommitResolveTimeout bounds the search for a commit's outcome (default 10 s).
+	CommitResolveTimeout time.Duration
+}
+
+func (s *Store) commitResolveTimeout() time.Duration {
+	if s.CommitResolveTimeout > 0 {
+		return s.CommitResolveTimeout
+	}
+	return 10 * time.Second
 }
 
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }

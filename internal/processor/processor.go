@@ -42,6 +42,9 @@ type Config struct {
 	Batch           ledger.BatcherConfig
 	ShutdownTimeout time.Duration
 	HTTPTimeouts    service.HTTPTimeouts
+	// CommitResolveTimeout bounds the search for the outcome of a commit whose connection
+	// failed before answering, after which the answer is 503 outcome_unknown (0: 10 s).
+	CommitResolveTimeout time.Duration
 	// RelayEnabled runs an outbox relay candidate in the process (one leads at a time).
 	RelayEnabled bool
 	KafkaBrokers string
@@ -125,6 +128,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.closers = append(a.closers, pool.Close)
 	store := postgres.NewStore(pool)
+	store.CommitResolveTimeout = cfg.CommitResolveTimeout
 	rdb, err := redis.Connect(cfg.RedisURL)
 	if err != nil {
 		a.Close()
