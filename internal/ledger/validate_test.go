@@ -208,6 +208,25 @@ func TestValidateWebhookURL(t *testing.T) {
 		{"http://[fd00::1]/", false, true},
 		{"http://[::ffff:10.0.0.1]/", false, true},
 		{"http://224.0.0.1/", false, true}, // multicast
+		// IANA special-purpose space, and IPv6 addresses that carry a private IPv4 address
+		{"http://198.18.0.1/", false, true},               // benchmarking
+		{"http://198.19.255.254/", false, true},           // benchmarking
+		{"http://240.0.0.1/", false, true},                // reserved
+		{"http://255.255.255.255/", false, true},          // broadcast
+		{"http://192.0.2.1/", false, true},                // documentation
+		{"http://192.0.0.8/", false, true},                // IETF protocol assignments
+		{"http://[64:ff9b::a00:1]/", false, true},         // NAT64 of 10.0.0.1
+		{"http://[64:ff9b::7f00:1]/", false, true},        // NAT64 of 127.0.0.1
+		{"http://[64:ff9b::5db8:d70e]/", true, true},      // NAT64 of a public address
+		{"http://[64:ff9b:1::a00:1]/", false, true},       // local-use NAT64
+		{"http://[2002:a9fe:a9fe::1]/", false, true},      // 6to4 of 169.254.169.254
+		{"http://[2002:5db8:d70e::1]/", true, true},       // 6to4 of a public address
+		{"http://[::a00:1]/", false, true},                // IPv4-compatible 10.0.0.1
+		{"http://[::7f00:1]/", false, true},               // IPv4-compatible 127.0.0.1
+		{"http://[2001:db8::1]/", false, true},            // documentation
+		{"http://[2001::1]/", false, true},                // Teredo
+		{"http://[100::1]/", false, true},                 // discard-only
+		{"http://[::ffff:169.254.169.254]/", false, true}, // IPv4-mapped
 		{"ftp://example.com/", false, false},
 		{"javascript:alert(1)", false, false},
 		{"example.com/hook", false, false},

@@ -219,6 +219,7 @@ func (n *Notifier) inboxOnly(ctx context.Context, t pipeline.Task, note Notifica
 // deliver makes the attempt the caller holds the claim of, and records its outcome.
 func (n *Notifier) deliver(ctx context.Context, t pipeline.Task, note Notification, c Claim, attempt int) Result {
 	var res Result
+	detail := "" // logged with the outcome, never stored
 	errMsg := func() string {
 		url, secret, err := n.targets.WebhookTarget(ctx, t.UserID)
 		switch {
@@ -236,6 +237,9 @@ func (n *Notifier) deliver(ctx context.Context, t pipeline.Task, note Notificati
 		start := n.now()
 		err = n.webhook.Send(ctx, *url, secret, note.ID.String(), body)
 		res.Call, res.Class = n.now().Sub(start), ClassOf(err)
+		if se := (*SendError)(nil); errors.As(err, &se) && se.Detail != "" {
+			detail = " (" + se.Detail + ")"
+		}
 		if err != nil {
 			return err.Error()
 		}
@@ -253,7 +257,7 @@ func (n *Notifier) deliver(ctx context.Context, t pipeline.Task, note Notificati
 		res.Action, res.Outcome, res.Lag = Done, "delivered", at.Sub(t.CreatedAt)
 		return res
 	}
-	r := n.failed(attempt, errMsg)
+	r := n.failed(attempt, errMsg+detail)
 	status := Pending
 	if r.Action == Park {
 		status = Failed

@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,6 +139,24 @@ func TestSendRefusesPrivateTargets(t *testing.T) {
 			t.Errorf("dial %s: %v, want refused", addr, err)
 		}
 	}
+	t.Run("the user sees no internal address", func(t *testing.T) {
+		host, _ := os.Hostname()
+		ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+		if err != nil || len(ips) == 0 || ledger.PublicAddr(ips[0]) {
+			t.Skipf("this host's name %q does not resolve to a private address", host)
+		}
+		err = s.Send(context.Background(), "http://"+host+":"+port, secret, "n1", []byte(`{}`))
+		var se *notify.SendError
+		if !errors.As(err, &se) || se.Class != "refused" {
+			t.Fatalf("%s resolving to %s: %v, want refused", host, ips[0], err)
+		}
+		if strings.Contains(se.Error(), ips[0].String()) {
+			t.Errorf("the message a user sees names the address: %q", se.Error())
+		}
+		if !strings.Contains(se.Detail, ips[0].String()) {
+			t.Errorf("the operator's detail %q does not name the address", se.Detail)
+		}
+	})
 	if calls.Load() != 0 {
 		t.Fatalf("a refused target was called %d times", calls.Load())
 	}

@@ -51,7 +51,9 @@ func Sign(key []byte, id string, timestamp int64, body []byte) string {
 // SendError is a failed webhook call; Class groups the causes for metrics.
 type SendError struct {
 	Class string // "refused", "timeout", "redirect", "http_4xx", "http_5xx", "http_other", "error"
-	Msg   string
+	Msg   string // what the user may see (the notification's last_error)
+	// Detail is for the operator's log only: e.g. which internal address a name resolved to.
+	Detail string
 }
 
 func (e *SendError) Error() string { return e.Msg }
@@ -170,7 +172,8 @@ func (s *WebhookSender) Send(ctx context.Context, target, secret, id string, bod
 		var ne net.Error
 		switch {
 		case errors.As(err, &refused):
-			return &SendError{Class: "refused", Msg: refused.Error()}
+			return &SendError{Class: "refused", Msg: "webhook refused: the target's name resolves to an address that is not public",
+				Detail: refused.Error()}
 		case errors.Is(ctx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 			return &SendError{Class: "timeout", Msg: fmt.Sprintf("webhook did not answer within %s", s.timeout)}
 		}
