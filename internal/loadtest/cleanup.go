@@ -12,8 +12,9 @@ import (
 type Cleaners struct {
 	Activities    func(ctx context.Context, users []uuid.UUID) (int64, error)
 	Notifications func(ctx context.Context, users []uuid.UUID) (int64, error)
-	// Analytics deletes the transactions whose description starts with prefix.
-	Analytics func(ctx context.Context, prefix string) error
+	// Analytics deletes the transactions of the given users whose description starts with
+	// prefix: the prefix alone is not enough, since any user may write any description.
+	Analytics func(ctx context.Context, users []uuid.UUID, prefix string) error
 }
 
 // Cleanup removes run id's users, accounts and transactions: first from the read models (which
@@ -44,8 +45,10 @@ func Cleanup(ctx context.Context, p *Processor, id string, c Cleaners) (CleanupR
 		res.Notifications = &n
 	}
 	if c.Analytics != nil {
-		if err := c.Analytics(ctx, DescriptionPrefix(id)); err != nil {
-			return res, fmt.Errorf("delete analytics: %w", err)
+		if len(ids) > 0 {
+			if err := c.Analytics(ctx, ids, DescriptionPrefix(id)); err != nil {
+				return res, fmt.Errorf("delete analytics: %w", err)
+			}
 		}
 		res.Analytics = true
 	}

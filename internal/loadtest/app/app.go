@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"txn/internal/clickhouse"
@@ -163,8 +164,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Cleaners: loadtest.Cleaners{
 			Activities:    mg.DeleteActivities,
 			Notifications: mg.DeleteNotifications,
-			Analytics: func(ctx context.Context, prefix string) error {
-				return ch.DeleteTransactions(ctx, byPrefix(prefix))
+			Analytics: func(ctx context.Context, users []uuid.UUID, prefix string) error {
+				return ch.DeleteTransactions(ctx, clickhouse.Filter{UserIDs: users, DescriptionPrefix: prefix})
 			},
 		},
 		AnalyticsWait: cfg.VerifyTimeout,

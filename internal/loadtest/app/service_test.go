@@ -11,11 +11,14 @@ import (
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/google/uuid"
 	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"txn/internal/clickhouse"
 	"txn/internal/loadtest"
 	"txn/internal/loadtest/app"
+	"txn/internal/pipeline"
 	"txn/internal/testenv"
 )
 
@@ -150,5 +153,38 @@ func TestServiceStopShutdownAndRestart(t *testing.T) {
 		if c.Users != 5 || c.Accounts != 5 {
 			t.Errorf("cleanup of %s: %+v", id, c)
 		}
+	}
+}
+
+// TestCleanupLeavesOtherUsersAnalytics writes, as any user could, an analytics row whose
+// description carries a run's prefix: cleaning the run's data must delete only its own users'.
+func TestCleanupLeavesOtherUsersAnalytics(t *testing.T) {
+	p := testenv.StartProcessor(t, nil)
+	s := newService(t, p)
+	s.start()
+	var run loadtest.Run
+	s.api.Must(t, http.StatusCreated, "POST", "/runs", map[string]any{"users": 3, "rate": 20, "duration_s": 1}).JSON(t, &run)
+	s.until(run.ID, func(r loadtest.Run) bool { return r.Phase == loadtest.PhaseDone })
+
+	ctx := context.Background()
+	store, err := clickhouse.Open(ctx, s.cfg.ClickHouseAddr, s.cfg.ClickHouseDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	prefix := loadtest.DescriptionPrefix(run.ID)
+	forged := pipeline.AnalyticsRow{EventID: uuid.New(), TransactionID: uuid.New(), Type: "transfer", Currency: "USD",
+		Amount: 1, FromAccountID: uuid.New(), ToAccountID: uuid.New(), FromUserID: uuid.New(), ToUserID: uuid.New(),
+		Description: prefix + "not the run's", CreatedAt: time.Now().UTC()}
+	if err := store.InsertTransactions(ctx, []pipeline.AnalyticsRow{forged}); err != nil {
+		t.Fatal(err)
+	}
+	s.api.Must(t, http.StatusOK, "DELETE", "/runs/"+run.ID+"/data", nil)
+	n, err := store.CountTransactions(ctx, clickhouse.Filter{DescriptionPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d rows with the run's prefix after its cleanup, want the other user's 1", n)
 	}
 }
