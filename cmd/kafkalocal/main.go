@@ -1,7 +1,8 @@
 // Command kafkalocal is a local stand-in for Apache Kafka. It is not Kafka: it is franz-go's
 // kfake (github.com/twmb/franz-go/pkg/kfake), a fake broker that speaks the Kafka wire
-// protocol, run as a standalone program with a data directory so that topics, records and
-// committed consumer-group offsets survive a restart.
+// protocol, run as a standalone program with a data directory so that topics (with their
+// ids), records and committed consumer-group offsets survive a restart, a SIGKILL included
+// (see topics.go for the one gap it closes).
 //
 // It exists because Debian has no Kafka package: scripts/stack.sh runs it for `make up` and
 // `make test`, and Kafka clients (franz-go, librdkafka) talk to it as to a broker. It is one
@@ -28,6 +29,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -86,9 +88,18 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 	log.Info("kafkalocal (kfake, a Kafka stand-in) listening",
 		"addr", strings.Join(cluster.ListenAddrs(), ","), "data_dir", *dataDir)
 
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		keepTopics(watchCtx, cluster.ListenAddrs()[0], *dataDir, 250*time.Millisecond, log)
+	}()
+
 	<-ctx.Done()
 	unsignal()
 	log.Info("shutting down: saving state")
+	stopWatching()
+	<-watched // the cluster writes topics.json itself as it closes
 	cluster.Close()
 	log.Info("stopped")
 	return nil
