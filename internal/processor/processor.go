@@ -190,6 +190,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.relay = r
 		a.closers = append(a.closers, closeRelay)
 	}
+	checks := []service.Check{
+		{Name: "postgres", Required: true, Run: store.Ping},
+		{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	}
+	if a.relay != nil {
+		// Not required: requests are still served, their events wait in the outbox.
+		checks = append(checks, service.Check{Name: "relay", Run: func(context.Context) error { return a.relay.Health() }})
+	}
 	var activity httpapi.ActivityReader
 	var notifications httpapi.NotificationReader
 	var analytics httpapi.AnalyticsReader
@@ -213,10 +221,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Limiter:       a.limiter,
 		Logger:        log,
 		Registry:      reg,
-		Checks: []service.Check{
-			{Name: "postgres", Required: true, Run: store.Ping},
-			{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-		},
+		Checks:        checks,
 	})
 	return a, nil
 }

@@ -34,7 +34,9 @@ func NewRelay(cfg RelayConfig, log *slog.Logger, reg prometheus.Registerer) (*re
 		Help: "Age of the oldest event in the last relay round (0 when the outbox was empty)."})
 	leading := prometheus.NewGauge(prometheus.GaugeOpts{Name: "relay_leader",
 		Help: "1 while this process is the relay that leads."})
-	reg.MustRegister(relayed, batch, lag, leading)
+	reg.MustRegister(relayed, batch, lag, leading, prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "relay_producer_rebuilds_total", Help: "Kafka clients the relay replaced after a failed produce."},
+		func() float64 { return float64(producer.Rebuilds.Load()) }))
 	r := relay.New(postgres.NewOutboxLeader(cfg.DirectURL), producer, log.With("part", "relay"), relay.Config{
 		Observe: func(n int, l time.Duration) {
 			if n > 0 {
@@ -51,6 +53,14 @@ func NewRelay(cfg RelayConfig, log *slog.Logger, reg prometheus.Registerer) (*re
 			}
 		},
 	})
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_failing",
+		Help: "1 while this relay's rounds fail (the outbox grows until they succeed again)."},
+		func() float64 {
+			if r.Health() != nil {
+				return 1
+			}
+			return 0
+		}))
 	return r, producer.Close, nil
 }
 

@@ -7,7 +7,9 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -59,6 +61,10 @@ type Relay struct {
 	leader   Leader
 	producer Producer
 	log      *slog.Logger
+
+	mu           sync.Mutex
+	failure      error     // the last round's or leadership attempt's error; nil once one succeeds
+	failingSince time.Time // when the current run of failures began
 }
 
 func New(leader Leader, producer Producer, log *slog.Logger, cfg Config) *Relay {
@@ -78,7 +84,8 @@ func New(leader Leader, producer Producer, log *slog.Logger, cfg Config) *Relay 
 func (r *Relay) Run(ctx context.Context) error {
 	for {
 		s, err := r.leader.TryLead(ctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			r.log.Info("relay leads")
 			r.leading(true)
 			err = r.lead(ctx, s)
@@ -86,14 +93,39 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.leading(false)
 			if ctx.Err() == nil {
 				r.log.Warn("relay stopped leading", "err", err)
+				r.failed(err)
 			}
-		} else if !errors.Is(err, ErrNotLeader) && ctx.Err() == nil {
+		case errors.Is(err, ErrNotLeader):
+			r.failed(nil) // another relay leads: this one has nothing to fail at
+		case ctx.Err() == nil:
 			r.log.Warn("relay cannot reach the outbox", "err", err)
+			r.failed(err)
 		}
 		if !sleep(ctx, r.cfg.Standby) {
 			return nil
 		}
 	}
+}
+
+// failed records the outcome of a round or a leadership attempt: err, or nil for a success.
+func (r *Relay) failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && r.failure == nil {
+		r.failingSince = time.Now()
+	}
+	r.failure = err
+}
+
+// Health returns why this relay cannot move events to the log (the outbox then grows, and
+// nothing is lost), or nil when its last round or leadership attempt succeeded.
+func (r *Relay) Health() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failure == nil {
+		return nil
+	}
+	return fmt.Errorf("relay failing for %s: %w", time.Since(r.failingSince).Round(time.Second), r.failure)
 }
 
 func (r *Relay) leading(b bool) {
@@ -109,6 +141,7 @@ func (r *Relay) lead(ctx context.Context, s Session) error {
 		if err != nil {
 			return err
 		}
+		r.failed(nil)
 		if r.cfg.Observe != nil {
 			r.cfg.Observe(n, lag)
 		}

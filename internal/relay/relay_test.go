@@ -188,3 +188,54 @@ func TestStandbyTakesOver(t *testing.T) {
 	}
 	stopA()
 }
+
+// TestHealthSaysWhenEventsCannotBeRelayed runs a relay whose broker does not answer, then one
+// whose broker does: /readyz and relay_failing read Health.
+func TestHealthSaysWhenEventsCannotBeRelayed(t *testing.T) {
+	direct, db, producer, topic, brokers := setup(t)
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addRow(t, ctx, tx, "waiting")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run := func(p relay.Producer) (*relay.Relay, context.CancelFunc) {
+		c, cancel := context.WithCancel(ctx)
+		r := relay.New(postgres.NewOutboxLeader(direct), p, quietLog(), relay.Config{Standby: 100 * time.Millisecond})
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Run(c) }()
+		return r, func() { cancel(); <-done }
+	}
+
+	t.Run("a relay that cannot produce reports why", func(t *testing.T) {
+		nowhere, err := kafka.NewProducer([]string{testenv.FreeAddr(t)}, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nowhere.Close()
+		r, stop := run(nowhere)
+		defer stop()
+		testenv.Eventually(t, 45*time.Second, func() string {
+			if r.Health() == nil {
+				return "Health is nil while the broker is unreachable"
+			}
+			return ""
+		})
+	})
+	t.Run("a relay that produces is healthy", func(t *testing.T) {
+		r, stop := run(producer)
+		defer stop()
+		if got := consume(t, brokers, topic, 1, 10*time.Second); len(got) != 1 {
+			t.Fatalf("relayed %d, want 1", len(got))
+		}
+		testenv.Eventually(t, 5*time.Second, func() string {
+			if err := r.Health(); err != nil {
+				return "Health: " + err.Error()
+			}
+			return ""
+		})
+	})
+}
