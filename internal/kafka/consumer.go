@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -31,10 +32,19 @@ type ConsumerConfig struct {
 // Consumer reads one topic in one group and commits offsets only after the batch was applied
 // (or dead-lettered): a crash re-delivers, and the effects are idempotent.
 type Consumer struct {
-	cfg ConsumerConfig
-	cl  *kgo.Client
-	log *slog.Logger
+	cfg  ConsumerConfig
+	opts []kgo.Opt
+	cl   *kgo.Client
+	log  *slog.Logger
+	// Rebuilds counts clients replaced after fetches failed for rebuildAfter.
+	Rebuilds atomic.Int64
 }
+
+// rebuildAfter is how long fetches may fail without a record before the client is replaced:
+// a broker that came back changed (a topic under another id) can leave a client failing for
+// good, while a new one learns the cluster afresh and rejoins the group at its committed
+// offsets.
+const rebuildAfter = 10 * time.Second
 
 func NewConsumer(cfg ConsumerConfig, log *slog.Logger) (*Consumer, error) {
 	if cfg.MaxBatch <= 0 {
@@ -59,13 +69,13 @@ func NewConsumer(cfg ConsumerConfig, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, cl: cl, log: log.With("group", cfg.Group)}, nil
+	return &Consumer{cfg: cfg, opts: opts, cl: cl, log: log.With("group", cfg.Group)}, nil
 }
 
 // Run consumes until ctx ends. process must return nil only when the whole batch is durable;
 // on error the same batch is offered again after a pause, and nothing is committed.
 func (c *Consumer) Run(ctx context.Context, process func(context.Context, []pipeline.Message) error) error {
-	defer c.cl.Close()
+	defer func() { c.cl.Close() }()
 	backoff := 100 * time.Millisecond
 	for {
 		recs, err := c.gather(ctx)
@@ -103,7 +113,7 @@ func (c *Consumer) Run(ctx context.Context, process func(context.Context, []pipe
 // gather polls until MaxBatch records, or Linger after the first one.
 func (c *Consumer) gather(ctx context.Context) ([]*kgo.Record, error) {
 	var recs []*kgo.Record
-	var until time.Time
+	var until, failingSince time.Time
 	for len(recs) < c.cfg.MaxBatch {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if !until.IsZero() {
@@ -117,17 +127,42 @@ func (c *Consumer) gather(ctx context.Context) ([]*kgo.Record, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		failed := false
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+				failed = true
 			}
 		})
 		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+		switch {
+		case !failed || len(recs) > 0:
+			failingSince = time.Time{}
+		case failingSince.IsZero():
+			failingSince = time.Now()
+		case time.Since(failingSince) > rebuildAfter:
+			// Nothing is held uncommitted (no records yet): the new client starts from the
+			// group's committed offsets.
+			c.rebuild()
+			failingSince = time.Time{}
+		}
 		if len(recs) > 0 && until.IsZero() {
 			until = time.Now().Add(c.cfg.Linger)
 		}
 	}
 	return recs, nil
+}
+
+// rebuild replaces the client with a new one; the old one leaves the group as it closes.
+func (c *Consumer) rebuild() {
+	cl, err := kgo.NewClient(c.opts...)
+	if err != nil {
+		return // the options were valid once: keep the old client
+	}
+	c.cl.Close()
+	c.cl = cl
+	c.Rebuilds.Add(1)
+	c.log.Warn("consumer client rebuilt after fetches kept failing")
 }
 
 // DeadLetterWriter implements pipeline.DeadLetters on a dead-letter topic: the original record

@@ -2,12 +2,16 @@ package kafka_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"txn/internal/kafka"
+	"txn/internal/pipeline"
 	"txn/internal/relay"
 	"txn/internal/testenv"
 )
@@ -54,4 +58,73 @@ func TestProducerRecoversFromABrokerThatCameBackChanged(t *testing.T) {
 	if p.Rebuilds.Load() == 0 {
 		t.Log("the producer went through without rebuilding its client")
 	}
+}
+
+// TestConsumerRecoversFromABrokerThatCameBackChanged: as above, for a consumer group member,
+// which must go on receiving what is produced after the broker came back.
+func TestConsumerRecoversFromABrokerThatCameBackChanged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts its own broker")
+	}
+	addr := testenv.FreeAddr(t)
+	_, port, _ := strings.Cut(addr, ":")
+	dir := t.TempDir()
+	broker := testenv.StartProc(t, "kafkalocal", "KAFKA_PORT="+port, "KAFKA_DATA_DIR="+dir, "PPROF_ADDR=")
+	topic := testenv.Unique("events")
+	p, err := kafka.NewProducer([]string{addr}, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	produce := func(payload string) func() string {
+		return func() string {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := p.Produce(ctx, []relay.Record{{Key: "k", Payload: []byte(payload)}}); err != nil {
+				return "produce: " + err.Error()
+			}
+			return ""
+		}
+	}
+	c, err := kafka.NewConsumer(kafka.ConsumerConfig{Brokers: []string{addr}, Topic: topic, Group: testenv.Unique("group"),
+		Linger: 10 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx, func(_ context.Context, msgs []pipeline.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				seen[string(m.Value)] = true
+			}
+			return nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	received := func(payload string) func() string {
+		return func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			if !seen[payload] {
+				return payload + " not received"
+			}
+			return ""
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, produce(`"before"`))
+	testenv.Eventually(t, 20*time.Second, received(`"before"`))
+
+	broker.Kill()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	broker.Start()
+	testenv.Eventually(t, 30*time.Second, produce(`"after"`))
+	testenv.Eventually(t, 45*time.Second, received(`"after"`))
 }
