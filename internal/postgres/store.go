@@ -387,6 +387,20 @@ func uuidStrings(ids []uuid.UUID) []string {
 	return out
 }
 
+// --- idempotency keys ---
+
+// DeleteKeysBefore deletes up to limit idempotency keys created before cutoff and returns how
+// many it deleted. It finds them by scanning from the table's start, where the oldest rows
+// mostly are, so it needs no index on created_at (which every write would have to maintain).
+func (s *Store) DeleteKeysBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2))`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // --- helpers shared with the batch path ---
 
 var errAmbiguous = errors.New("postgres: connection lost during commit")

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
+	"txn/internal/processor"
 	"txn/internal/testenv"
 )
 
@@ -211,5 +214,36 @@ func TestIdempotencyReplays(t *testing.T) {
 		if d := rowDelta(t, f.db, before); !maps.Equal(d, want) {
 			t.Errorf("wrote %v, want %v", d, want)
 		}
+	})
+}
+
+// TestIdempotencyKeysExpire checks that a key's first answer is kept for KeyTTL and no longer:
+// then the key is free for a new request.
+func TestIdempotencyKeysExpire(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *processor.Config) { c.KeyTTL, c.KeySweep = time.Second, 100*time.Millisecond })
+	key := []string{"Idempotency-Key", "expiring"}
+	f.ac.Must(t, http.StatusCreated, "POST", "/transactions", transfer(f.aUSD, f.bUSD, 1, "USD"), key...)
+	t.Run("within the TTL the key holds its first request", func(t *testing.T) {
+		r, err := f.ac.Do("POST", "/transactions", transfer(f.aUSD, f.bUSD, 2, "USD"), key...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == http.StatusCreated {
+			t.Skip("the key expired already: the machine is too slow for a one-second TTL")
+		}
+		assertProblem(t, r, http.StatusUnprocessableEntity, "idempotency_key_reused")
+	})
+	t.Run("after the TTL the key takes a new request", func(t *testing.T) {
+		testenv.Eventually(t, 15*time.Second, func() string {
+			r, err := f.ac.Do("POST", "/transactions", transfer(f.aUSD, f.bUSD, 3, "USD"), key...)
+			if err != nil {
+				return err.Error()
+			}
+			if r.Status != http.StatusCreated {
+				return "the key still holds: " + strconv.Itoa(r.Status)
+			}
+			return ""
+		})
 	})
 }

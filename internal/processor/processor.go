@@ -45,6 +45,10 @@ type Config struct {
 	// CommitResolveTimeout bounds the search for the outcome of a commit whose connection
 	// failed before answering, after which the answer is 503 outcome_unknown (0: 10 s).
 	CommitResolveTimeout time.Duration
+	// KeyTTL is how long an idempotency key's first answer is kept (0: forever); the sweep
+	// runs every KeySweep.
+	KeyTTL   time.Duration
+	KeySweep time.Duration
 	// RelayEnabled runs an outbox relay candidate in the process (one leads at a time).
 	RelayEnabled bool
 	KafkaBrokers string
@@ -75,6 +79,8 @@ func FromEnv(env *config.Env) (Config, error) {
 			Linger:   env.Duration("BATCH_LINGER", 0),
 		},
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		KeyTTL:          env.Duration("IDEMPOTENCY_KEY_TTL", 24*time.Hour),
+		KeySweep:        time.Minute,
 		RelayEnabled:    env.Bool("RELAY_ENABLED", true),
 		KafkaBrokers:    env.String("KAFKA_BROKERS", "127.0.0.1:59092"),
 		KafkaTopic:      env.String("KAFKA_TOPIC", "txn.events"),
@@ -110,6 +116,7 @@ type App struct {
 	cfg     Config
 	log     *slog.Logger
 	handler http.Handler
+	store   *postgres.Store
 	batcher *ledger.Batcher
 	limiter *redis.Limiter
 	relay   *relay.Relay
@@ -128,6 +135,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.closers = append(a.closers, pool.Close)
 	store := postgres.NewStore(pool)
+	a.store = store
 	store.CommitResolveTimeout = cfg.CommitResolveTimeout
 	rdb, err := redis.Connect(cfg.RedisURL)
 	if err != nil {
@@ -240,6 +248,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.relay != nil {
 		g.Go(func() error { return a.relay.Run(gctx) })
 	}
+	if a.cfg.KeyTTL > 0 {
+		g.Go(func() error { a.sweepKeys(gctx); return nil })
+	}
 	g.Go(func() error {
 		a.log.Info("listening", "addr", ln.Addr().String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -259,6 +270,35 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	<-batchDone
 	a.log.Info("stopped")
 	return err
+}
+
+// sweepKeys deletes expired idempotency keys every KeySweep until ctx ends, a few thousand
+// per statement so that no sweep holds many row locks or runs long beside the write path.
+// Every instance sweeps; concurrent sweeps only find less to do.
+func (a *App) sweepKeys(ctx context.Context) {
+	every := a.cfg.KeySweep
+	if every <= 0 {
+		every = time.Minute
+	}
+	const chunk = 5000
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		cutoff := time.Now().Add(-a.cfg.KeyTTL)
+		for ctx.Err() == nil {
+			n, err := a.store.DeleteKeysBefore(ctx, cutoff, chunk)
+			if err != nil {
+				a.log.Warn("idempotency key sweep failed", "err", err)
+				break
+			}
+			if n < chunk {
+				break
+			}
+		}
+	}
 }
 
 // Close releases the stores; call it after Serve returned.
