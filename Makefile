@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config
+.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz
 
 up:
 	@$(STACK) up
@@ -25,7 +25,14 @@ test:
 	@$(STACK) servers
 	@scripts/ensure-test-tools.sh
 	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	@scripts/check-deploy.sh
+
+# Fuzzing: request decoding, and the ledger's batch planning with the money invariants as oracle.
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTransaction$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/ledger/
 
 test-unit:
 	$(GO) test -short -count=1 ./...

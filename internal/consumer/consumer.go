@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"txn/internal/backoff"
 	"txn/internal/clickhouse"
 	"txn/internal/config"
 	"txn/internal/event"
@@ -178,16 +179,15 @@ func runGroup(ctx context.Context, cfg Config, grp group, name string, dlq pipel
 	svc *service.Service, m *metrics, log *slog.Logger) error {
 	// Wait for the store rather than fail: the other groups go on meanwhile.
 	var st opened
-	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+	for wait := backoff.New(500*time.Millisecond, 10*time.Second); ; {
 		var err error
 		if st, err = grp.open(ctx); err == nil {
 			break
 		}
-		log.Warn("store unavailable; retrying", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
+		pause := wait.Next()
+		log.Warn("store unavailable; retrying", "err", err, "in", pause)
+		if !backoff.Sleep(ctx, pause) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
 	defer st.close()

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"txn/internal/backoff"
 	"txn/internal/pipeline"
 )
 
@@ -76,7 +77,7 @@ func NewConsumer(cfg ConsumerConfig, log *slog.Logger) (*Consumer, error) {
 // on error the same batch is offered again after a pause, and nothing is committed.
 func (c *Consumer) Run(ctx context.Context, process func(context.Context, []pipeline.Message) error) error {
 	defer func() { c.cl.Close() }()
-	backoff := 100 * time.Millisecond
+	wait := backoff.New(100*time.Millisecond, 10*time.Second)
 	for {
 		recs, err := c.gather(ctx)
 		if err != nil {
@@ -89,19 +90,17 @@ func (c *Consumer) Run(ctx context.Context, process func(context.Context, []pipe
 		for {
 			err := process(ctx, msgs)
 			if err == nil {
-				backoff = 100 * time.Millisecond
+				wait.Reset()
 				break
 			}
 			if ctx.Err() != nil {
 				return nil
 			}
-			c.log.Warn("batch not applied; retrying", "records", len(msgs), "err", err, "in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
+			pause := wait.Next()
+			c.log.Warn("batch not applied; retrying", "records", len(msgs), "err", err, "in", pause)
+			if !backoff.Sleep(ctx, pause) {
 				return nil
 			}
-			backoff = min(2*backoff, 10*time.Second)
 		}
 		if err := c.cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
 			// The partitions moved to another member meanwhile: it re-applies, idempotently.

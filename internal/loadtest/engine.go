@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"txn/internal/backoff"
 	"txn/internal/loadgen"
 )
 
@@ -356,7 +357,7 @@ func (x *Execution) Settle(ctx context.Context) {
 // settle resends request seq until its answer is definite, and reports whether it got one.
 func (x *Execution) settle(ctx context.Context, seq uint64) bool {
 	pk, token, key, body := x.request(seq)
-	wait := 100 * time.Millisecond
+	wait := backoff.New(100*time.Millisecond, 2*time.Second)
 	for attempt := 1; ; attempt++ {
 		a := x.prep.Send(ctx, token, key, body)
 		switch a.Status {
@@ -366,15 +367,9 @@ func (x *Execution) settle(ctx context.Context, seq uint64) bool {
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity:
 			return true
 		}
-		if attempt == 8 {
+		if attempt == 8 || !wait.Wait(ctx) {
 			return false
 		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"txn/internal/backoff"
 	"txn/internal/ledger"
 	"txn/internal/loadgen"
 )
@@ -65,18 +66,12 @@ func retry(ctx context.Context, attempts int, fn func() error) error {
 
 // retryIf is retry for the errors again accepts.
 func retryIf(ctx context.Context, attempts int, again func(error) bool, fn func() error) error {
-	wait := 50 * time.Millisecond
+	wait := backoff.New(50*time.Millisecond, 2*time.Second)
 	for i := 1; ; i++ {
 		err := fn()
-		if err == nil || i == attempts || !again(err) {
+		if err == nil || i == attempts || !again(err) || !wait.Wait(ctx) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"txn/internal/backoff"
 	"txn/internal/config"
 	"txn/internal/mongo"
 	"txn/internal/notify"
@@ -130,18 +131,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		svc.AddCheck(service.Check{Name: "postgres", Run: users.Ping})
 
 		// Wait for MongoDB rather than fail: nothing can be delivered without the inbox.
-		for wait := 500 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		for wait := backoff.New(500*time.Millisecond, 10*time.Second); ; {
 			ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			err := inbox.EnsureNotificationIndexes(ictx)
 			cancel()
 			if err == nil {
 				break
 			}
-			log.Warn("inbox unavailable; retrying", "err", err, "in", wait)
-			select {
-			case <-ctx.Done():
+			pause := wait.Next()
+			log.Warn("inbox unavailable; retrying", "err", err, "in", pause)
+			if !backoff.Sleep(ctx, pause) {
 				return nil
-			case <-time.After(wait):
 			}
 		}
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"txn/internal/backoff"
 	"txn/internal/ledger"
 	"txn/internal/pipeline"
 )
@@ -280,13 +281,9 @@ func (n *Notifier) failed(attempt int, reason string) Result {
 // finish records an outcome, retrying briefly: a lost record costs a second POST later.
 func (n *Notifier) finish(ctx context.Context, note Notification, c Claim, o Outcome) error {
 	var err error
-	for wait := 50 * time.Millisecond; wait < 2*time.Second; wait *= 2 {
-		if err = n.inbox.Finish(ctx, note, c, o); err == nil || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+	wait := backoff.New(50*time.Millisecond, time.Second)
+	for range 6 {
+		if err = n.inbox.Finish(ctx, note, c, o); err == nil || !wait.Wait(ctx) {
 			return err
 		}
 	}

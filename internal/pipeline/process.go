@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"txn/internal/backoff"
 	"txn/internal/event"
 )
 
@@ -108,7 +109,7 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) error {
 }
 
 func (p *Processor) applyWithRetry(ctx context.Context, evs []*event.Event) error {
-	wait := p.cfg.Backoff
+	wait := backoff.New(p.cfg.Backoff, 1<<p.cfg.Attempts*p.cfg.Backoff)
 	var err error
 	for attempt := 1; attempt <= p.cfg.Attempts; attempt++ {
 		if err = p.sink.Apply(ctx, evs); err == nil {
@@ -118,10 +119,9 @@ func (p *Processor) applyWithRetry(ctx context.Context, evs []*event.Event) erro
 		if errors.As(err, &perm) || attempt == p.cfg.Attempts {
 			break
 		}
-		if !sleep(ctx, wait) {
+		if !wait.Wait(ctx) {
 			return ctx.Err()
 		}
-		wait *= 2
 	}
 	return err
 }
@@ -155,15 +155,4 @@ func (p *Processor) isolate(ctx context.Context, evs []*event.Event, origin []Me
 		dead = append(dead, DeadLetter{Group: p.sink.Name, Msg: origin[i], Reason: err.Error()})
 	}
 	return dead, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

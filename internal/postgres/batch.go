@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"txn/internal/backoff"
 	"txn/internal/ledger"
 )
 
@@ -21,13 +22,14 @@ import (
 // request in memory; the second writes transactions, entries, balances, outbox events and key
 // outcomes in one function call, and commits.
 func (s *Store) Commit(ctx context.Context, batch []*ledger.Pending) error {
+	wait := backoff.New(5*time.Millisecond, 50*time.Millisecond)
 	for attempt := 1; ; attempt++ {
 		err := s.commitOnce(ctx, batch)
 		if err == nil || !retryable(err) || attempt == 5 {
 			return err
 		}
-		if err := sleepCtx(ctx, time.Duration(attempt)*5*time.Millisecond); err != nil {
-			return err
+		if !wait.Wait(ctx) {
+			return fmt.Errorf("%w while waiting to retry", ctx.Err())
 		}
 	}
 }
@@ -252,7 +254,7 @@ func (s *Store) resolveAmbiguous(ctx context.Context, xid string, cause error) e
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitResolveTimeout())
 	defer cancel()
 	var lastErr error
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	for wait := backoff.New(50*time.Millisecond, time.Second); ; {
 		var status *string
 		lastErr = s.pool.QueryRow(ctx, `SELECT pg_xact_status($1::xid8)`, xid).Scan(&status)
 		switch {
@@ -271,7 +273,7 @@ func (s *Store) resolveAmbiguous(ctx context.Context, xid string, cause error) e
 		default: // in progress: the commit is still being applied
 			lastErr = fmt.Errorf("transaction %s still in progress", xid)
 		}
-		if sleepCtx(ctx, wait) != nil {
+		if !wait.Wait(ctx) {
 			break
 		}
 	}

@@ -409,14 +409,3 @@ func retryable(err error) bool {
 	c := pgCode(err)
 	return c == codeDeadlock || c == codeSerialization
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w while waiting to retry", ctx.Err())
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"txn/internal/backoff"
 	"txn/internal/pipeline"
 )
 
@@ -143,7 +144,7 @@ func (c *Consumer) Consume(ctx context.Context, handler Handler) error {
 
 	var last *session
 	var err error
-	backoff := minBackoff
+	wait := backoff.New(minBackoff, maxBackoff)
 	for {
 		started := time.Now()
 		var s *session
@@ -159,18 +160,14 @@ func (c *Consumer) Consume(ctx context.Context, handler Handler) error {
 			break
 		}
 		if time.Since(started) > maxBackoff {
-			backoff = minBackoff
+			wait.Reset() // the session had been up a while: this is a new failure
 		}
-		c.log.Warn("rabbitmq consumer: reconnecting", "err", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		pause := wait.Next()
+		c.log.Warn("rabbitmq consumer: reconnecting", "err", err, "in", pause)
+		if !backoff.Sleep(ctx, pause) {
 			err = nil
 			break
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 	close(jobs)
 	workers.Wait()

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"txn/internal/backoff"
 )
 
 // Record is one outbox row.
@@ -101,7 +103,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.log.Warn("relay cannot reach the outbox", "err", err)
 			r.failed(err)
 		}
-		if !sleep(ctx, r.cfg.Standby) {
+		if !backoff.Sleep(ctx, r.cfg.Standby) {
 			return nil
 		}
 	}
@@ -145,7 +147,7 @@ func (r *Relay) lead(ctx context.Context, s Session) error {
 		if r.cfg.Observe != nil {
 			r.cfg.Observe(n, lag)
 		}
-		if n < r.cfg.Batch && !sleep(ctx, r.cfg.Poll) {
+		if n < r.cfg.Batch && !backoff.Sleep(ctx, r.cfg.Poll) {
 			return ctx.Err()
 		}
 		if ctx.Err() != nil {
@@ -179,14 +181,3 @@ func (r *Relay) round(ctx context.Context, s Session, ids []int64) (int, time.Du
 
 // roundTimeout bounds one round, so a hung broker or database cannot hold a stopping relay.
 const roundTimeout = 30 * time.Second
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
+	"txn/internal/backoff"
 	"txn/internal/clickhouse"
 	"txn/internal/config"
 	"txn/internal/loadtest"
@@ -105,18 +106,17 @@ const usage = `Usage:
 // retryStartup retries fn while the servers come up, for up to a minute.
 func retryStartup(ctx context.Context, log *slog.Logger, what string, fn func(ctx context.Context) error) error {
 	deadline := time.Now().Add(time.Minute)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	for wait := backoff.New(250*time.Millisecond, 5*time.Second); ; {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := fn(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
-		log.Warn(what+": retrying", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
+		pause := wait.Next()
+		log.Warn(what+": retrying", "err", err, "in", pause)
+		if !backoff.Sleep(ctx, pause) {
 			return ctx.Err()
-		case <-time.After(wait):
 		}
 	}
 }
