@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -23,9 +24,12 @@ const (
 
 // ReadBody enforces the content type and size limit and returns the raw body.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return nil, ledger.Errorf(ledger.CodeUnsupportedMedia, "the body must be application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, ledger.Errorf(ledger.CodeUnsupportedMedia, "the body must be UTF-8 (charset %q is not taken)", cs)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
@@ -44,6 +48,10 @@ func DecodeObject(body []byte, v any) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return ledger.Errorf(ledger.CodeInvalidJSON, "the body must be a JSON object")
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would store U+FFFD for each bad byte: not the text that was sent.
+		return ledger.Errorf(ledger.CodeInvalidJSON, "the body must be valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -65,8 +73,12 @@ func jsonError(err error) error {
 		}
 		return ledger.Invalid(ledger.FieldError{Field: field, Message: "must be of type " + jsonKind(typeErr.Type.Kind().String())})
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return memberError(strings.Trim(name, `"`), "is not a known field")
+	if quoted, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, uerr := strconv.Unquote(quoted)
+		if uerr != nil {
+			name = quoted
+		}
+		return memberError(name, "is not a known field")
 	}
 	return ledger.Errorf(ledger.CodeInvalidJSON, "the body is not valid JSON: %v", err)
 }
@@ -105,7 +117,7 @@ func (j *txRequestJSON) toRequest() (ledger.TxRequest, error) {
 		if s == nil {
 			return uuid.Nil
 		}
-		id, err := uuid.Parse(*s)
+		id, err := parseUUID(*s)
 		if err != nil || id == uuid.Nil {
 			fields = append(fields, ledger.FieldError{Field: field, Message: "must be a UUID"})
 		}
@@ -144,11 +156,20 @@ func parseListParams(r *http.Request) (ledger.ListParams, error) {
 
 // pathID parses the {id} in a path; a malformed id names nothing, so it is not found.
 func pathID(r *http.Request, what string) (uuid.UUID, error) {
-	id, err := uuid.Parse(r.PathValue("id"))
+	id, err := parseUUID(r.PathValue("id"))
 	if err != nil {
 		return uuid.Nil, ledger.Errorf(ledger.CodeNotFound, "%s %s not found", what, r.PathValue("id"))
 	}
 	return id, nil
+}
+
+// parseUUID accepts a UUID in its canonical 36-character form only: uuid.Parse also takes
+// braces, a urn:uuid: prefix and 32 bare digits, and one id should have one spelling.
+func parseUUID(s string) (uuid.UUID, error) {
+	if len(s) != 36 {
+		return uuid.Nil, errors.New("not a canonical UUID")
+	}
+	return uuid.Parse(s)
 }
 
 type listJSON[T any] struct {

@@ -117,7 +117,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	var userID uuid.UUID
 	if in.UserID != nil {
-		if userID, err = uuid.Parse(*in.UserID); err != nil {
+		if userID, err = parseUUID(*in.UserID); err != nil {
 			return ledger.Invalid(ledger.FieldError{Field: "user_id", Message: "must be a UUID"})
 		}
 	}

@@ -18,6 +18,10 @@ import (
 // member. Objects that are not structs (maps, interfaces) are checked for repeats only; raw
 // values (json.RawMessage) are left to whoever decodes them, so a batch judges each item alone.
 func checkMembers(body []byte, t reflect.Type) error {
+	if loneSurrogate(body) {
+		// encoding/json would turn it into U+FFFD: the text stored would not be the text sent.
+		return ledger.Errorf(ledger.CodeInvalidJSON, "a string holds a \\u escape of an unpaired UTF-16 surrogate")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // numbers are skipped, not converted
 	return walkMembers(dec, t, "")
@@ -147,4 +151,46 @@ func membersOf(t reflect.Type) map[string]reflect.Type {
 	}
 	members.Store(t, m)
 	return m
+}
+
+// loneSurrogate reports whether body holds a \u escape of a UTF-16 surrogate that is not
+// part of a high-low pair. Escapes occur only inside strings, so no JSON parsing is needed.
+func loneSurrogate(body []byte) bool {
+	pendingHigh := false
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			if pendingHigh {
+				return true
+			}
+			continue
+		}
+		if body[i+1] != 'u' || i+6 > len(body) {
+			if pendingHigh {
+				return true
+			}
+			i++ // an escaped character: skip it (it may be a backslash)
+			continue
+		}
+		r, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
+		i += 5
+		switch {
+		case err != nil:
+			return false // invalid JSON: the decoder reports it
+		case r >= 0xD800 && r < 0xDC00:
+			if pendingHigh {
+				return true
+			}
+			pendingHigh = true
+		case r >= 0xDC00 && r < 0xE000:
+			if !pendingHigh {
+				return true
+			}
+			pendingHigh = false
+		default:
+			if pendingHigh {
+				return true
+			}
+		}
+	}
+	return pendingHigh
 }
