@@ -19,13 +19,8 @@ import (
 // acknowledged when it is killed: a topic created while it ran (under the same id), its
 // records, and a consumer group's committed offset.
 func TestSurvivesSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the broker twice")
-	}
-	addr := testenv.FreeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	dir := t.TempDir()
-	broker := testenv.StartProc(t, "kafkalocal", "KAFKA_PORT="+port, "KAFKA_DATA_DIR="+dir, "PPROF_ADDR=")
+	broker := testenv.StartPrivateBroker(t)
+	addr, dir := broker.Addr, broker.Dir
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,41 +19,21 @@ import (
 // empty, so the topic the producer knew returns under another id: produces fail until the
 // producer has rebuilt its client, then go through again.
 func TestProducerRecoversFromABrokerThatCameBackChanged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts its own broker")
-	}
-	addr := testenv.FreeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	dir := t.TempDir()
-	broker := testenv.StartProc(t, "kafkalocal", "KAFKA_PORT="+port, "KAFKA_DATA_DIR="+dir, "PPROF_ADDR=")
+	broker := testenv.StartPrivateBroker(t)
+	addr := broker.Addr
 	p, err := kafka.NewProducer([]string{addr}, testenv.Unique("events"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	produce := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return p.Produce(ctx, []relay.Record{{Key: "k", Payload: []byte(`{}`)}})
-	}
-	testenv.Eventually(t, 20*time.Second, func() string {
-		if err := produce(); err != nil {
-			return "first produce: " + err.Error()
-		}
-		return ""
-	})
+	testenv.Eventually(t, 20*time.Second, produced(p, `"before"`))
 
 	broker.Kill()
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(broker.Dir); err != nil {
 		t.Fatal(err)
 	}
 	broker.Start()
-	testenv.Eventually(t, 30*time.Second, func() string {
-		if err := produce(); err != nil {
-			return "produce after the broker came back: " + err.Error()
-		}
-		return ""
-	})
+	testenv.Eventually(t, 30*time.Second, produced(p, `"after"`))
 	if p.Rebuilds.Load() == 0 {
 		t.Log("the producer went through without rebuilding its client")
 	}
@@ -63,29 +42,14 @@ func TestProducerRecoversFromABrokerThatCameBackChanged(t *testing.T) {
 // TestConsumerRecoversFromABrokerThatCameBackChanged: as above, for a consumer group member,
 // which must go on receiving what is produced after the broker came back.
 func TestConsumerRecoversFromABrokerThatCameBackChanged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts its own broker")
-	}
-	addr := testenv.FreeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	dir := t.TempDir()
-	broker := testenv.StartProc(t, "kafkalocal", "KAFKA_PORT="+port, "KAFKA_DATA_DIR="+dir, "PPROF_ADDR=")
+	broker := testenv.StartPrivateBroker(t)
+	addr := broker.Addr
 	topic := testenv.Unique("events")
 	p, err := kafka.NewProducer([]string{addr}, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	produce := func(payload string) func() string {
-		return func() string {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := p.Produce(ctx, []relay.Record{{Key: "k", Payload: []byte(payload)}}); err != nil {
-				return "produce: " + err.Error()
-			}
-			return ""
-		}
-	}
 	c, err := kafka.NewConsumer(kafka.ConsumerConfig{Brokers: []string{addr}, Topic: topic, Group: testenv.Unique("group"),
 		Linger: 10 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -117,14 +81,26 @@ func TestConsumerRecoversFromABrokerThatCameBackChanged(t *testing.T) {
 			return ""
 		}
 	}
-	testenv.Eventually(t, 20*time.Second, produce(`"before"`))
+	testenv.Eventually(t, 20*time.Second, produced(p, `"before"`))
 	testenv.Eventually(t, 20*time.Second, received(`"before"`))
 
 	broker.Kill()
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(broker.Dir); err != nil {
 		t.Fatal(err)
 	}
 	broker.Start()
-	testenv.Eventually(t, 30*time.Second, produce(`"after"`))
+	testenv.Eventually(t, 30*time.Second, produced(p, `"after"`))
 	testenv.Eventually(t, 45*time.Second, received(`"after"`))
+}
+
+// produced is a condition for testenv.Eventually: one record with payload written through p.
+func produced(p *kafka.Producer, payload string) func() string {
+	return func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Produce(ctx, []relay.Record{{Key: "k", Payload: []byte(payload)}}); err != nil {
+			return "produce " + payload + ": " + err.Error()
+		}
+		return ""
+	}
 }
