@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz
+.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos
 
 up:
 	@$(STACK) up
@@ -40,6 +40,10 @@ test-unit:
 bench:
 	@$(STACK) servers
 	@scripts/bench.sh
+
+# A load run on the running system (make up) while each server and service is SIGKILLed in turn.
+chaos:
+	@scripts/chaos.sh
 
 # The whole system (a private copy) under load at several rates: CPU per transaction per component.
 bench-system:

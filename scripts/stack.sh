@@ -55,6 +55,14 @@ alive() {
 	kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]
 }
 
+# gone_or_reaped waits up to 10 s for the process of a stale pid file to be gone: PostgreSQL and
+# PgBouncer refuse to start while that PID exists, even as a zombie not yet reaped after a SIGKILL.
+gone_or_reaped() { # pidfile
+	[[ -s $1 ]] || return 0
+	local pid; pid=$(head -1 "$1")
+	for _ in {1..50}; do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+}
+
 pid_alive() { # pidfile
 	[[ -s $1 ]] && alive "$(cat "$1")"
 }
@@ -141,6 +149,7 @@ start_postgres() {
 			synchronous_commit = on
 		EOF
 	fi
+	gone_or_reaped "$data/postmaster.pid"
 	as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$home/postgres.log" -w -t 60 start >/dev/null
 	ln -sf "$data/postmaster.pid" "$STATE/run/postgres.pidref"
 	as_pg psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<-EOF
@@ -150,7 +159,12 @@ start_postgres() {
 		WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_DB') \gexec
 	EOF
 }
-running_postgres() { as_pg "$PG_BIN/pg_ctl" -D "$(pg_home)/pg" status >/dev/null 2>&1; }
+# Not pg_ctl status: it counts a killed postmaster as running until its parent reaps it, and
+# `make up` right after a SIGKILL would then wait for a server that is gone.
+running_postgres() {
+	local pidfile; pidfile=$(pg_home)/pg/postmaster.pid
+	[[ -s $pidfile ]] && alive "$(head -1 "$pidfile")"
+}
 ready_postgres() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
 stop_postgres() {
 	local data; data=$(pg_home)/pg
@@ -190,6 +204,7 @@ start_pgbouncer() {
 		log_disconnections = 0
 	EOF
 	((EUID == 0)) && chown -R postgres: "$dir"
+	gone_or_reaped "$dir/pgbouncer.pid"
 	as_pg pgbouncer -d "$dir/pgbouncer.ini"
 	wait_for pgbouncer 10 test -s "$dir/pgbouncer.pid"
 	ln -sf "$dir/pgbouncer.pid" "$STATE/run/pgbouncer.pid"

@@ -21,11 +21,26 @@ import (
 // (the order everyone locks in, so batches never deadlock); ledger.Apply then decides each
 // request in memory; the second writes transactions, entries, balances, outbox events and key
 // outcomes in one function call, and commits.
+//
+// A batch that failed before anything was committed is tried again: after a deadlock or a
+// serialization failure up to 5 times; when the database could not be reached, for a few
+// seconds, so that a PgBouncer or PostgreSQL restart delays requests instead of failing them.
 func (s *Store) Commit(ctx context.Context, batch []*ledger.Pending) error {
-	wait := backoff.New(5*time.Millisecond, 50*time.Millisecond)
-	for attempt := 1; ; attempt++ {
+	conflict := backoff.New(5*time.Millisecond, 50*time.Millisecond)
+	unreachable := backoff.New(50*time.Millisecond, 500*time.Millisecond)
+	conflicts, outages := 0, 0
+	for {
 		err := s.commitOnce(ctx, batch)
-		if err == nil || !retryable(err) || attempt == 5 {
+		if err == nil || !retryable(err) {
+			return err
+		}
+		wait := conflict
+		if errors.Is(err, errConnLost) {
+			if outages++; outages == 12 { // about 4 s of waiting
+				return err
+			}
+			wait = unreachable
+		} else if conflicts++; conflicts == 5 {
 			return err
 		}
 		if !wait.Wait(ctx) {
@@ -46,6 +61,9 @@ const (
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
+		if pgCode(err) == "" && ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", errConnLost, err) // no connection, nothing sent
+		}
 		return err
 	}
 	// A connection left inside a transaction is destroyed by the pool on release.
@@ -86,6 +104,11 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{}}
 	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), len(keys) > 0, st)
 	if err != nil {
+		if pgCode(err) == "" && conn.Conn().IsClosed() {
+			// The connection died before COMMIT was sent (a pooled connection that PgBouncer
+			// or PostgreSQL dropped while idle): nothing was written, another one may do.
+			return fmt.Errorf("%w: %w", errConnLost, err)
+		}
 		return err
 	}
 

@@ -403,9 +403,14 @@ func (s *Store) DeleteKeysBefore(ctx context.Context, cutoff time.Time, limit in
 
 // --- helpers shared with the batch path ---
 
-var errAmbiguous = errors.New("postgres: connection lost during commit")
+var (
+	errAmbiguous = errors.New("postgres: connection lost during commit")
+	errConnLost  = errors.New("postgres: connection lost before commit")
+)
 
+// retryable reports whether a batch that failed with err may simply be tried again: nothing
+// of it was committed.
 func retryable(err error) bool {
 	c := pgCode(err)
-	return c == codeDeadlock || c == codeSerialization
+	return c == codeDeadlock || c == codeSerialization || errors.Is(err, errConnLost)
 }

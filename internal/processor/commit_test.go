@@ -161,3 +161,33 @@ func TestCommitLostWithTheDatabase(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleConnectionsDroppedUnderneath drops every database connection the processor holds
+// while they are idle (as a PgBouncer or PostgreSQL restart does): the next transfers must
+// succeed on new connections, not fail on the dead ones. (The caller's key is cached first:
+// reads other than the batch's still fail once per dead connection.)
+func TestIdleConnectionsDroppedUnderneath(t *testing.T) {
+	t.Parallel()
+	var proxy *cutProxy
+	f := newFixture(t, func(c *processor.Config) {
+		u, err := url.Parse(c.DirectURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = startCutProxy(t, u.Host)
+		u.Host = proxy.ln.Addr().String()
+		u.RawQuery = "default_query_exec_mode=cache_describe"
+		c.DatabaseURL = u.String()
+	})
+	f.ac.Must(t, http.StatusCreated, "POST", "/transactions", transfer(f.aUSD, f.bUSD, 1, "USD"))
+	proxy.closeAll()
+	for i := range 5 {
+		r, err := f.ac.Do("POST", "/transactions", transfer(f.aUSD, f.bUSD, 1, "USD"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusCreated {
+			t.Errorf("transfer %d after the connections dropped: %d %s", i, r.Status, r.Body)
+		}
+	}
+}
