@@ -2,7 +2,6 @@ package processor_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
@@ -18,12 +17,25 @@ import (
 )
 
 // TestIdempotencyConcurrent sends the same request under the same key from 20 goroutines at
-// once: exactly one transaction is stored, and every answer is it (first or replayed) or 409.
+// once, as a user and as the admin, and then split between two processor instances on the
+// same database: exactly one transaction is stored, and every answer is it (first or replayed)
+// or 409.
 func TestIdempotencyConcurrent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
-	for round, c := range []*testenv.Client{f.ac, f.admin} {
-		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
+	second := testenv.StartProcessor(t, func(c *processor.Config) {
+		c.DatabaseURL, c.DirectURL, c.AdminToken = f.p.Config.DatabaseURL, f.p.Config.DirectURL, f.p.AdminToken
+	})
+	rounds := []struct {
+		name    string
+		clients []*testenv.Client // request i goes through clients[i%len(clients)]
+	}{
+		{"a user", []*testenv.Client{f.ac}},
+		{"the admin", []*testenv.Client{f.admin}},
+		{"a user through two instances", []*testenv.Client{f.ac, second.Client(f.alice.APIKey)}},
+	}
+	for _, round := range rounds {
+		t.Run(round.name, func(t *testing.T) {
 			key := "concurrent-" + uuid.NewString()
 			before := snapshot(t, f.db)
 			a0, b0 := balance(t, f.db, f.aUSD), balance(t, f.db, f.bUSD)
@@ -36,6 +48,7 @@ func TestIdempotencyConcurrent(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-start
+					c := round.clients[i%len(round.clients)]
 					r, err := c.Do("POST", "/transactions", transfer(f.aUSD, f.bUSD, 250, "USD"), "Idempotency-Key", key)
 					if err != nil {
 						t.Errorf("request %d: %v", i, err)
