@@ -40,6 +40,21 @@ for t in "${targets[@]}"; do
 done
 until [[ $(call "$api/runs/$run" | field 'r["phase"]') == done ]]; do sleep 2; done
 call "$api/runs/$run" >"$STATE/chaos-run.json"
+
+# PostgreSQL's transactions of the run against ClickHouse's rows, one by one (the verification
+# waited for the analytics to catch up).
+env_of() { scripts/stack.sh env | sed -n "s/^$1=//p"; }
+prefix="loadtest:$run:"
+psql "$(env_of DATABASE_DIRECT_URL)" -qAtc "SELECT id FROM transactions WHERE description LIKE '$prefix%'" |
+	sort >"$STATE/chaos-pg.txt"
+ch=$(env_of CLICKHOUSE_ADDR)
+clickhouse-client --host "${ch%:*}" --port "${ch##*:}" -d txn -q \
+	"SELECT transaction_id, count() FROM transactions FINAL WHERE startsWith(description, '$prefix') GROUP BY transaction_id" |
+	sort >"$STATE/chaos-ch.txt"
+missing=$(cut -f1 "$STATE/chaos-ch.txt" | comm -23 "$STATE/chaos-pg.txt" - | wc -l)
+extra=$(cut -f1 "$STATE/chaos-ch.txt" | comm -13 "$STATE/chaos-pg.txt" - | wc -l)
+twice=$(awk -F'\t' '$2 > 1' "$STATE/chaos-ch.txt" | wc -l)
+echo "PostgreSQL holds $(wc -l <"$STATE/chaos-pg.txt") of the run's transactions; ClickHouse misses $missing, has $extra unknown to PostgreSQL, $twice twice"
 python3 - "$STATE/chaos-run.json" "$rate" <<'PY'
 import json, sys
 run = json.load(open(sys.argv[1])); rate = int(sys.argv[2])
@@ -54,3 +69,4 @@ print(f"failed by the faults (all but insufficient_funds, a refusal the random m
       f"requests, {faulty / max(run['sent'], 1) * 100:.2f} % of those sent; at {rate}/s that is {faulty / rate:.1f} s of traffic (goal <= 5 s)")
 sys.exit(0 if v.get("ok") else 1)
 PY
+[[ $missing == 0 && $extra == 0 && $twice == 0 ]]

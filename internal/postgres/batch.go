@@ -23,8 +23,8 @@ import (
 // outcomes in one function call, and commits.
 //
 // A batch that failed before anything was committed is tried again: after a deadlock or a
-// serialization failure up to 5 times; when the database could not be reached, for a few
-// seconds, so that a PgBouncer or PostgreSQL restart delays requests instead of failing them.
+// serialization failure up to 5 times; when the database could not be reached, for about 8 s,
+// so that a PgBouncer or PostgreSQL restart delays requests instead of failing them.
 func (s *Store) Commit(ctx context.Context, batch []*ledger.Pending) error {
 	conflict := backoff.New(5*time.Millisecond, 50*time.Millisecond)
 	unreachable := backoff.New(50*time.Millisecond, 500*time.Millisecond)
@@ -36,7 +36,7 @@ func (s *Store) Commit(ctx context.Context, batch []*ledger.Pending) error {
 		}
 		wait := conflict
 		if errors.Is(err, errConnLost) {
-			if outages++; outages == 12 { // about 4 s of waiting
+			if outages++; outages == 20 { // about 8 s of waiting, within the batcher's timeout
 				return err
 			}
 			wait = unreachable
@@ -104,9 +104,10 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{}}
 	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), len(keys) > 0, st)
 	if err != nil {
-		if pgCode(err) == "" && conn.Conn().IsClosed() {
-			// The connection died before COMMIT was sent (a pooled connection that PgBouncer
-			// or PostgreSQL dropped while idle): nothing was written, another one may do.
+		if conn.Conn().IsClosed() {
+			// The session ended before COMMIT was sent (a pooled connection dropped while
+			// idle, or PgBouncer's "server login has been failing" while PostgreSQL restarts):
+			// nothing was written, another connection may do.
 			return fmt.Errorf("%w: %w", errConnLost, err)
 		}
 		return err
