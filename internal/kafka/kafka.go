@@ -29,10 +29,9 @@ func Brokers(s string) []string {
 // Producer writes to one topic with franz-go's idempotent producer (acks from all in-sync
 // replicas), so retries inside the client never duplicate or reorder a partition.
 type Producer struct {
-	opts  []kgo.Opt
-	topic string
-	mu    sync.Mutex
-	cl    *kgo.Client
+	opts []kgo.Opt
+	mu   sync.Mutex
+	cl   *kgo.Client
 	// Rebuilds counts clients replaced after a failed produce.
 	Rebuilds atomic.Int64
 }
@@ -51,7 +50,7 @@ func NewProducer(brokers []string, topic string) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{opts: opts, cl: cl, topic: topic}, nil
+	return &Producer{opts: opts, cl: cl}, nil
 }
 
 func (p *Producer) client() *kgo.Client {

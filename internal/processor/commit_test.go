@@ -96,15 +96,12 @@ func (p *cutProxy) closeAll() {
 	p.conns = nil
 }
 
-// TestCommitLostWithTheDatabase cuts the database connection right after a batch's COMMIT is
-// sent and keeps the database unreachable: the committed transaction must not be reported as
-// "not applied; safe to retry", and retrying with its key must find it, once.
-func TestCommitLostWithTheDatabase(t *testing.T) {
-	t.Parallel()
+// proxiedFixture is a fixture whose processor reaches PostgreSQL through a cutProxy, straight
+// rather than through PgBouncer (which would end the server session itself when the client
+// goes, another story); change adjusts the rest of its configuration.
+func proxiedFixture(t *testing.T, change func(*processor.Config)) (*fixture, *cutProxy) {
 	var proxy *cutProxy
 	f := newFixture(t, func(c *processor.Config) {
-		// Straight to PostgreSQL through the proxy: PgBouncer would end the server session
-		// itself when the client goes, which is another story.
 		u, err := url.Parse(c.DirectURL)
 		if err != nil {
 			t.Fatal(err)
@@ -113,8 +110,19 @@ func TestCommitLostWithTheDatabase(t *testing.T) {
 		u.Host = proxy.ln.Addr().String()
 		u.RawQuery = "default_query_exec_mode=cache_describe"
 		c.DatabaseURL = u.String()
-		c.CommitResolveTimeout = time.Second
+		if change != nil {
+			change(c)
+		}
 	})
+	return f, proxy
+}
+
+// TestCommitLostWithTheDatabase cuts the database connection right after a batch's COMMIT is
+// sent and keeps the database unreachable: the committed transaction must not be reported as
+// "not applied; safe to retry", and retrying with its key must find it, once.
+func TestCommitLostWithTheDatabase(t *testing.T) {
+	t.Parallel()
+	f, proxy := proxiedFixture(t, func(c *processor.Config) { c.CommitResolveTimeout = time.Second })
 	before := snapshot(t, f.db)
 	body := transfer(f.aUSD, f.bUSD, 100, "USD")
 	key := []string{"Idempotency-Key", "lost-at-commit"}
@@ -168,17 +176,7 @@ func TestCommitLostWithTheDatabase(t *testing.T) {
 // reads other than the batch's still fail once per dead connection.)
 func TestIdleConnectionsDroppedUnderneath(t *testing.T) {
 	t.Parallel()
-	var proxy *cutProxy
-	f := newFixture(t, func(c *processor.Config) {
-		u, err := url.Parse(c.DirectURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy = startCutProxy(t, u.Host)
-		u.Host = proxy.ln.Addr().String()
-		u.RawQuery = "default_query_exec_mode=cache_describe"
-		c.DatabaseURL = u.String()
-	})
+	f, proxy := proxiedFixture(t, nil)
 	f.ac.Must(t, http.StatusCreated, "POST", "/transactions", transfer(f.aUSD, f.bUSD, 1, "USD"))
 	proxy.closeAll()
 	for i := range 5 {
