@@ -16,11 +16,11 @@ import (
 func main() {
 	service.Main("relay", func(ctx context.Context, env *config.Env, log *slog.Logger) error {
 		cfg := processor.RelayConfig{
-			DirectURL: env.String("DATABASE_DIRECT_URL", "postgres://txn:txn@127.0.0.1:55432/txn"),
-			Brokers:   kafka.Brokers(env.String("KAFKA_BROKERS", "127.0.0.1:59092")),
-			Topic:     env.String("KAFKA_TOPIC", "txn.events"),
+			DirectURL: env.Setting("DATABASE_DIRECT_URL"),
+			Brokers:   kafka.Brokers(env.Setting("KAFKA_BROKERS")),
+			Topic:     env.Setting("KAFKA_TOPIC"),
 		}
-		addr := env.String("RELAY_ADDR", "127.0.0.1:8004")
+		addr := env.Setting("RELAY_ADDR")
 		if err := env.Err(); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
+	"txn/internal/audit"
 	"txn/internal/pipeline"
 )
 
@@ -362,4 +363,30 @@ func (s *Store) waitMutations(ctx context.Context) error {
 		}
 		wait = min(2*wait, time.Second)
 	}
+}
+
+// TransactionCounts counts the rows per transaction id among those f selects, each event once
+// (as readers see them): an audit finds transactions missing or stored under two events.
+func (s *Store) TransactionCounts(ctx context.Context, f Filter) (audit.Counts, error) {
+	conds, args := f.conditions(f.UserIDs)
+	rows, err := s.conn.Query(ctx, "SELECT transaction_id, count() FROM "+s.table+" FINAL"+where(conds)+
+		" GROUP BY transaction_id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: count by transaction: %w", err)
+	}
+	defer rows.Close()
+	counts := audit.Counts{}
+	for rows.Next() {
+		var id string
+		var n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("clickhouse: count by transaction: %w", err)
+		}
+		tid, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: transaction id %q: %w", id, err)
+		}
+		counts[tid] = int(n)
+	}
+	return counts, rows.Err()
 }

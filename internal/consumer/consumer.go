@@ -44,15 +44,15 @@ type Config struct {
 // FromEnv reads the configuration; the defaults fit the local stack.
 func FromEnv(env *config.Env) (Config, error) {
 	c := Config{
-		Addr:           env.String("CONSUMER_ADDR", "127.0.0.1:8002"),
-		Brokers:        kafka.Brokers(env.String("KAFKA_BROKERS", "127.0.0.1:59092")),
-		Topic:          env.String("KAFKA_TOPIC", "txn.events"),
+		Addr:           env.Setting("CONSUMER_ADDR"),
+		Brokers:        kafka.Brokers(env.Setting("KAFKA_BROKERS")),
+		Topic:          env.Setting("KAFKA_TOPIC"),
 		GroupPrefix:    env.String("CONSUMER_GROUP_PREFIX", "txn-"),
 		InstanceID:     env.String("CONSUMER_INSTANCE_ID", hostname()),
-		ClickHouseAddr: env.String("CLICKHOUSE_ADDR", "127.0.0.1:59000"),
-		ClickHouseDB:   env.String("CLICKHOUSE_DATABASE", "txn"),
-		MongoURL:       env.String("MONGO_URL", "mongodb://127.0.0.1:57017/txn"),
-		RabbitURL:      env.String("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:55672/"),
+		ClickHouseAddr: env.Setting("CLICKHOUSE_ADDR"),
+		ClickHouseDB:   env.Setting("CLICKHOUSE_DATABASE"),
+		MongoURL:       env.Setting("MONGO_URL"),
+		RabbitURL:      env.Setting("RABBITMQ_URL"),
 		Topology: rabbitmq.Topology{
 			Exchange: env.String("RABBITMQ_EXCHANGE", ""),
 			Queue:    env.String("RABBITMQ_QUEUE", ""),

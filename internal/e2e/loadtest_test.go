@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -245,6 +249,7 @@ func TestLoadtestThroughTheAPI(t *testing.T) {
 		}
 		return ""
 	})
+	auditRun(t, pl, run.ID, v.Accepted)
 	var cleaned struct {
 		Users, Accounts, Transactions, Activities int64
 		Notifications                             *int64 // no notifier runs here: none to delete, but checked
@@ -303,6 +308,38 @@ func TestLoadtestThroughTheAPI(t *testing.T) {
 		if ids := runUserIDs(t, pl, id); len(ids) != 0 {
 			t.Errorf("run %s: %d users left", id, len(ids))
 		}
+	}
+}
+
+// auditRun runs `loadtest audit` on a run as a user would. No notifier runs in these tests, so
+// it must find every analytics row and activity item once and report every notification missing.
+func auditRun(t *testing.T, pl *pipeline, id string, accepted int64) {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t, "loadtest"), "audit", id)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+pl.p.DirectURL, "CLICKHOUSE_ADDR="+pl.chAddr,
+		"CLICKHOUSE_DATABASE="+pl.chDB, "MONGO_URL="+pl.mongoURL)
+	out, err := cmd.CombinedOutput()
+	t.Logf("loadtest audit:\n%s", out)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("audit exit: %v, want code 1 (notifications missing)", err)
+	}
+	text := string(out)
+	for _, want := range []string{
+		fmt.Sprintf("%d transactions in PostgreSQL", accepted),
+		fmt.Sprintf("analytics     expected %d, found %d: 0 missing, 0 more than once, 0 unknown", accepted, accepted),
+		"activities    expected ",
+		"notifications expected ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("audit output lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`activities +expected (\d+), found (\d+): 0 missing, 0 more than once, 0 unknown`).MatchString(text) {
+		t.Errorf("audit finds the activity items other than once each")
+	}
+	if !regexp.MustCompile(`notifications expected (\d+), found 0: [1-9]\d* missing`).MatchString(text) {
+		t.Errorf("audit does not report the notifications missing")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"txn/internal/audit"
 	"txn/internal/ledger"
 	"txn/internal/pipeline"
 )
@@ -249,10 +250,7 @@ func deleteByUsers(ctx context.Context, coll *mongo.Collection, userIDs []uuid.U
 	chunk := deleteChunk
 	for len(userIDs) > 0 {
 		n := min(chunk, len(userIDs))
-		ids := make(bson.A, n)
-		for i, id := range userIDs[:n] {
-			ids[i] = id.String()
-		}
+		ids := uuidStrings(userIDs[:n])
 		res, err := coll.DeleteMany(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 		switch {
 		case err == nil:
@@ -340,4 +338,51 @@ func decodeCursor(c string) (time.Time, string, error) {
 		return time.Time{}, "", badCursor
 	}
 	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))).UTC(), string(b[8:]), nil
+}
+
+// ActivityCounts counts the users' activity items per transaction, for an audit.
+func (s *Store) ActivityCounts(ctx context.Context, userIDs []uuid.UUID) (audit.Counts, error) {
+	return countByTransaction(ctx, s.activity, userIDs)
+}
+
+// countByTransaction counts the users' documents per transaction_id, a chunk of users per query.
+func countByTransaction(ctx context.Context, coll *mongo.Collection, userIDs []uuid.UUID) (audit.Counts, error) {
+	counts := audit.Counts{}
+	for len(userIDs) > 0 {
+		n := min(deleteChunk, len(userIDs))
+		cur, err := coll.Find(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: uuidStrings(userIDs[:n])}}}},
+			options.Find().SetProjection(bson.D{{Key: "transaction_id", Value: 1}}))
+		if err != nil {
+			return nil, fmt.Errorf("mongo: count %s: %w", coll.Name(), err)
+		}
+		for cur.Next(ctx) {
+			var doc struct {
+				TransactionID string `bson:"transaction_id"`
+			}
+			if err := cur.Decode(&doc); err != nil {
+				_ = cur.Close(ctx)
+				return nil, fmt.Errorf("mongo: count %s: %w", coll.Name(), err)
+			}
+			id, err := uuid.Parse(doc.TransactionID)
+			if err != nil {
+				_ = cur.Close(ctx)
+				return nil, fmt.Errorf("mongo: %s transaction id %q: %w", coll.Name(), doc.TransactionID, err)
+			}
+			counts[id]++
+		}
+		if err := cur.Err(); err != nil {
+			return nil, fmt.Errorf("mongo: count %s: %w", coll.Name(), err)
+		}
+		_ = cur.Close(ctx)
+		userIDs = userIDs[n:]
+	}
+	return counts, nil
+}
+
+func uuidStrings(ids []uuid.UUID) bson.A {
+	out := make(bson.A, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
 }

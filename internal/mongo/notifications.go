@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"txn/internal/audit"
 	"txn/internal/ledger"
 	"txn/internal/notify"
 )
@@ -384,4 +385,9 @@ func (s *Store) Notification(ctx context.Context, id uuid.UUID) (notify.Notifica
 		return notify.Notification{}, fmt.Errorf("mongo: read notification %s: %w", id, err)
 	}
 	return d.notification()
+}
+
+// NotificationCounts counts the users' inbox notifications per transaction, for an audit.
+func (s *Store) NotificationCounts(ctx context.Context, userIDs []uuid.UUID) (audit.Counts, error) {
+	return countByTransaction(ctx, s.notifications(), userIDs)
 }

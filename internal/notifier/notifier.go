@@ -42,8 +42,8 @@ type Config struct {
 // FromEnv reads the configuration; the defaults fit the local stack.
 func FromEnv(env *config.Env) (Config, error) {
 	c := Config{
-		Addr:      env.String("NOTIFIER_ADDR", "127.0.0.1:8003"),
-		RabbitURL: env.String("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:55672/"),
+		Addr:      env.Setting("NOTIFIER_ADDR"),
+		RabbitURL: env.Setting("RABBITMQ_URL"),
 		Topology: rabbitmq.Topology{
 			Exchange:    env.String("RABBITMQ_EXCHANGE", ""),
 			Queue:       env.String("RABBITMQ_QUEUE", ""),
@@ -52,8 +52,8 @@ func FromEnv(env *config.Env) (Config, error) {
 		Workers:        env.Int("NOTIFY_WORKERS", 32),
 		Prefetch:       env.Int("NOTIFY_PREFETCH", 0),
 		MaxAttempts:    env.Int("NOTIFY_MAX_ATTEMPTS", 6),
-		MongoURL:       env.String("MONGO_URL", "mongodb://127.0.0.1:57017/txn"),
-		DatabaseURL:    env.String("DATABASE_URL", "postgres://txn:txn@127.0.0.1:56432/txn?default_query_exec_mode=cache_describe"),
+		MongoURL:       env.Setting("MONGO_URL"),
+		DatabaseURL:    env.Setting("DATABASE_URL"),
 		MaxConns:       env.Int("DATABASE_MAX_CONNS", 8),
 		WebhookTimeout: env.Duration("WEBHOOK_TIMEOUT", 5*time.Second),
 		AllowPrivate:   env.Bool("WEBHOOK_ALLOW_PRIVATE", false),

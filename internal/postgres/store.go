@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"txn/internal/audit"
 	"txn/internal/ledger"
 )
 
@@ -413,4 +414,22 @@ var (
 func retryable(err error) bool {
 	c := pgCode(err)
 	return c == codeDeadlock || c == codeSerialization || errors.Is(err, errConnLost)
+}
+
+// TransactionsByDescriptionPrefix lists the transactions whose description starts with prefix,
+// with the users of their sides, for an audit of their effects downstream. It scans the table:
+// an occasional check, not a request path.
+func (s *Store) TransactionsByDescriptionPrefix(ctx context.Context, prefix string) ([]audit.Transaction, error) {
+	rows, err := s.pool.Query(ctx, `SELECT t.id, fa.user_id, ta.user_id FROM transactions t
+		LEFT JOIN accounts fa ON fa.id = t.from_account_id
+		LEFT JOIN accounts ta ON ta.id = t.to_account_id
+		WHERE starts_with(t.description, $1)`, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (audit.Transaction, error) {
+		var t audit.Transaction
+		err := row.Scan(&t.ID, &t.FromUser, &t.ToUser)
+		return t, err
+	})
 }

@@ -62,12 +62,12 @@ type Config struct {
 // FromEnv reads the configuration; every variable has a default that fits the local stack.
 func FromEnv(env *config.Env) (Config, error) {
 	c := Config{
-		Addr:         env.String("PROCESSOR_ADDR", "127.0.0.1:8000"),
-		DatabaseURL:  env.String("DATABASE_URL", "postgres://txn:txn@127.0.0.1:56432/txn?default_query_exec_mode=cache_describe"),
-		DirectURL:    env.String("DATABASE_DIRECT_URL", "postgres://txn:txn@127.0.0.1:55432/txn"),
+		Addr:         env.Setting("PROCESSOR_ADDR"),
+		DatabaseURL:  env.Setting("DATABASE_URL"),
+		DirectURL:    env.Setting("DATABASE_DIRECT_URL"),
 		MaxConns:     env.Int("DATABASE_MAX_CONNS", 16),
-		RedisURL:     env.String("REDIS_URL", "redis://127.0.0.1:56379/0"),
-		RedisPrefix:  env.String("REDIS_PREFIX", "txn:"),
+		RedisURL:     env.Setting("REDIS_URL"),
+		RedisPrefix:  env.Setting("REDIS_PREFIX"),
 		AdminToken:   env.String("TXN_ADMIN_TOKEN", ""),
 		UserRate:     env.Int("RATE_LIMIT_RPS", 1000),
 		AdminRate:    env.Int("ADMIN_RATE_LIMIT_RPS", 0),
@@ -82,11 +82,11 @@ func FromEnv(env *config.Env) (Config, error) {
 		KeyTTL:          env.Duration("IDEMPOTENCY_KEY_TTL", 24*time.Hour),
 		KeySweep:        time.Minute,
 		RelayEnabled:    env.Bool("RELAY_ENABLED", true),
-		KafkaBrokers:    env.String("KAFKA_BROKERS", "127.0.0.1:59092"),
-		KafkaTopic:      env.String("KAFKA_TOPIC", "txn.events"),
-		MongoURL:        env.String("MONGO_URL", "mongodb://127.0.0.1:57017/txn"),
-		ClickHouseAddr:  env.String("CLICKHOUSE_ADDR", "127.0.0.1:59000"),
-		ClickHouseDB:    env.String("CLICKHOUSE_DATABASE", "txn"),
+		KafkaBrokers:    env.Setting("KAFKA_BROKERS"),
+		KafkaTopic:      env.Setting("KAFKA_TOPIC"),
+		MongoURL:        env.Setting("MONGO_URL"),
+		ClickHouseAddr:  env.Setting("CLICKHOUSE_ADDR"),
+		ClickHouseDB:    env.Setting("CLICKHOUSE_DATABASE"),
 	}
 	return c, env.Err()
 }

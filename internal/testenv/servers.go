@@ -13,7 +13,7 @@ import (
 func KafkaBrokers(t testing.TB) []string {
 	t.Helper()
 	Integration(t)
-	return strings.Split(env("KAFKA_BROKERS", "127.0.0.1:59092"), ",")
+	return strings.Split(env("KAFKA_BROKERS"), ",")
 }
 
 // PrivateBroker is a Kafka stand-in of a test's own, to kill and restart at will.
@@ -41,19 +41,19 @@ func StartPrivateBroker(t testing.TB) *PrivateBroker {
 func MongoURL(t testing.TB) string {
 	t.Helper()
 	Integration(t)
-	return env("MONGO_URL", "mongodb://127.0.0.1:57017/txn")
+	return env("MONGO_URL")
 }
 
 // ClickHouseAddr returns ClickHouse's native-protocol address ($CLICKHOUSE_ADDR), host:port.
 func ClickHouseAddr(t testing.TB) string {
 	t.Helper()
 	Integration(t)
-	return env("CLICKHOUSE_ADDR", "127.0.0.1:59000")
+	return env("CLICKHOUSE_ADDR")
 }
 
 // RabbitURL returns the RabbitMQ AMQP URL ($RABBITMQ_URL).
 func RabbitURL(t testing.TB) string {
 	t.Helper()
 	Integration(t)
-	return env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:55672/")
+	return env("RABBITMQ_URL")
 }

@@ -23,17 +23,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"txn/internal/config"
 	"txn/internal/ledger"
 	"txn/internal/processor"
 	"txn/internal/service"
 )
 
-func env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+// env is the variable's value, or the local stack's default.
+func env(key string) string { return config.New(nil).Setting(key) }
 
 // Integration skips t under -short; integration tests call it first.
 func Integration(t testing.TB) {
@@ -54,8 +51,8 @@ func randomHex(n int) string {
 func Database(t testing.TB) (pooled, direct string) {
 	t.Helper()
 	Integration(t)
-	pooledBase := env("DATABASE_URL", "postgres://txn:txn@127.0.0.1:56432/txn?default_query_exec_mode=cache_describe")
-	directBase := env("DATABASE_DIRECT_URL", "postgres://txn:txn@127.0.0.1:55432/txn")
+	pooledBase := env("DATABASE_URL")
+	directBase := env("DATABASE_DIRECT_URL")
 	name := "test_" + randomHex(6)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -95,7 +92,7 @@ func withDB(t testing.TB, raw, db string) string {
 // Redis returns the Redis URL and a key prefix no other test uses.
 func Redis(t testing.TB) (url, prefix string) {
 	Integration(t)
-	return env("REDIS_URL", "redis://127.0.0.1:56379/0"), "test:" + randomHex(6) + ":"
+	return env("REDIS_URL"), "test:" + randomHex(6) + ":"
 }
 
 // Processor is an in-process processor for one test.

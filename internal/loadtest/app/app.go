@@ -45,16 +45,16 @@ type Config struct {
 // which must be the processor's.
 func FromEnv(env *config.Env) (Config, error) {
 	c := Config{
-		Addr: env.String("LOADTEST_ADDR", "127.0.0.1:8001"),
+		Addr: env.Setting("LOADTEST_ADDR"),
 		Target: loadtest.Target{
-			URL:        env.String("PROCESSOR_URL", "http://127.0.0.1:8000"),
+			URL:        env.Setting("PROCESSOR_URL"),
 			AdminToken: env.String("TXN_ADMIN_TOKEN", ""),
 		},
-		RedisURL:       env.String("REDIS_URL", "redis://127.0.0.1:56379/0"),
-		RedisPrefix:    env.String("REDIS_PREFIX", "txn:"),
-		ClickHouseAddr: env.String("CLICKHOUSE_ADDR", "127.0.0.1:59000"),
-		ClickHouseDB:   env.String("CLICKHOUSE_DATABASE", "txn"),
-		MongoURL:       env.String("MONGO_URL", "mongodb://127.0.0.1:57017/txn"),
+		RedisURL:       env.Setting("REDIS_URL"),
+		RedisPrefix:    env.Setting("REDIS_PREFIX"),
+		ClickHouseAddr: env.Setting("CLICKHOUSE_ADDR"),
+		ClickHouseDB:   env.Setting("CLICKHOUSE_DATABASE"),
+		MongoURL:       env.Setting("MONGO_URL"),
 		VerifyTimeout:  env.Duration("LOADTEST_VERIFY_TIMEOUT", 60*time.Second),
 		LogBuffer:      env.Int("LOADTEST_LOG_BUFFER", 1<<16),
 		LiveTTL:        env.Duration("LOADTEST_LIVE_TTL", 24*time.Hour),
@@ -89,6 +89,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "run":
 		return runCLI(ctx, args, stdout, stderr)
+	case "audit":
+		return auditCLI(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -101,6 +103,8 @@ const usage = `Usage:
   loadtest [serve]     the loadtest service: API and web UI on LOADTEST_ADDR (default 127.0.0.1:8001)
   loadtest run [flags] one run against PROCESSOR_URL with TXN_ADMIN_TOKEN, no store needed;
                        exits 1 when a threshold is broken or verification fails (see loadtest run -h)
+  loadtest audit RUN   a run's transactions in PostgreSQL compared one by one with their analytics
+                       rows, activity items and notifications; exits 1 on any difference
 `
 
 // retryStartup retries fn while the servers come up, for up to a minute.
