@@ -26,9 +26,10 @@ pid_of() {
 	esac
 }
 
-duration=$(((${#targets[@]} + 1) * gap))
-run=$(call -X POST -d "{\"users\":$users,\"rate\":$rate,\"duration_s\":$duration}" "$api/runs" | field 'r["id"]')
-echo "run $run: $rate/s for ${duration}s, $users users; killing one component every ${gap}s"
+# The run is stopped a gap after the last fault: restarts take from one to tens of seconds.
+run=$(call -X POST -d "{\"users\":$users,\"rate\":$rate,\"duration_s\":3600}" "$api/runs" | field 'r["id"]')
+echo "run $run: $rate/s, $users users; killing one component every ${gap}s after the last is back"
+until [[ $(call "$api/runs/$run" | field 'r["status"]') == running ]]; do sleep 1; done
 start=$(date +%s)
 : >"$STATE/chaos-faults.txt"
 for t in "${targets[@]}"; do
@@ -41,6 +42,8 @@ for t in "${targets[@]}"; do
 	echo "$t $at $back" >>"$STATE/chaos-faults.txt"
 	printf '  %-10s killed at %4.0fs, back after %.1fs\n' "$t" "$(echo "$at - $start" | bc)" "$back"
 done
+sleep "$gap"
+call -X POST "$api/runs/$run/stop" >/dev/null
 until [[ $(call "$api/runs/$run" | field 'r["phase"]') == done ]]; do sleep 2; done
 call "$api/runs/$run" >"$STATE/chaos-run.json"
 

@@ -112,10 +112,14 @@ func trial(ctx context.Context, url string, rate float64, conns int, d, lateAfte
 	if url == "" {
 		return Trial{}, errors.New("-url is required")
 	}
+	sched, err := loadgen.Constant(rate, d, 0)
+	if err != nil {
+		return Trial{}, err
+	}
 	client := loadgen.NewHTTPClient(conns, 10*time.Second)
 	defer client.CloseIdleConnections()
 	r, err := loadgen.NewRunner(loadgen.Config{
-		Schedule:  loadgen.Schedule{Rate: rate, Duration: d},
+		Schedule:  sched,
 		Workers:   conns,
 		LateAfter: lateAfter,
 	}, loadgen.HTTPGet(client, url, "get"))

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 
@@ -101,6 +102,15 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 	if err != nil {
 		return fmt.Errorf("start FerretDB: %w", err)
 	}
+	// Before serving: the _id lookup indexes of what is already there (seconds for a large
+	// collection), and the journals dropped databases left behind.
+	if err := removeOrphanJournals(dir); err != nil {
+		log.Warn("remove journals of dropped databases", "err", err)
+	}
+	if err := indexAll(ctx, dir, map[string]bool{}); err != nil {
+		log.Warn("index _id lookups", "err", err)
+	}
+	go keepIDIndexes(ctx, dir, 250*time.Millisecond, log)
 	log.Info("mongolocal (FerretDB, a MongoDB stand-in) listening", "addr", addr, "data_dir", dir)
 	go func() {
 		<-ctx.Done()

@@ -3,6 +3,8 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -50,8 +52,8 @@ type Config struct {
 }
 
 func (c *Config) validate() error {
-	if err := c.Schedule.Validate(); err != nil {
-		return err
+	if c.Schedule.Total() == 0 {
+		return errors.New("loadgen: the schedule issues no request")
 	}
 	if c.Workers < 1 {
 		return errors.New("loadgen: workers must be at least 1")
@@ -85,7 +87,7 @@ type Result struct {
 	OK             uint64
 	Failed         uint64
 	Late           uint64
-	TargetRate     float64 // the schedule's rate
+	TargetRate     float64 // the schedule's rate at its end (its peak when it ends at 0)
 	AchievedRate   float64 // Sent per second of the running phase
 	Dropped        uint64  // records the Feed had no room for
 	Summary        Summary
@@ -93,10 +95,13 @@ type Result struct {
 
 // Runner runs one schedule once.
 type Runner struct {
-	cfg  Config
-	work Work
-	rec  atomic.Pointer[Recorder]
-	ran  atomic.Bool
+	cfg     Config
+	work    Work
+	rec     atomic.Pointer[Recorder]
+	ran     atomic.Bool
+	sched   atomic.Pointer[Schedule] // replaced by SetRate
+	changed chan struct{}            // wakes the dispatcher after SetRate
+	start   atomic.Pointer[time.Time]
 
 	sent, ok, failed, late atomic.Uint64
 	inFlight               atomic.Int64
@@ -110,7 +115,42 @@ func NewRunner(cfg Config, work Work) (*Runner, error) {
 	if work == nil {
 		return nil, errors.New("loadgen: no work function")
 	}
-	return &Runner{cfg: cfg, work: work}, nil
+	r := &Runner{cfg: cfg, work: work, changed: make(chan struct{}, 1)}
+	r.sched.Store(&cfg.Schedule)
+	return r, nil
+}
+
+// Schedule is the schedule as it stands, rate changes included.
+func (r *Runner) Schedule() Schedule { return *r.sched.Load() }
+
+// ErrNotRunning is SetRate's answer before the run started or after its schedule ended.
+var ErrNotRunning = errors.New("loadgen: not running")
+
+// SetRate changes the rate from now to the end of the schedule; the requests
+// already due keep their times. It returns the new schedule.
+func (r *Runner) SetRate(rate float64) (Schedule, error) {
+	if !(rate >= 0) || math.IsInf(rate, 0) {
+		return Schedule{}, fmt.Errorf("loadgen: rate must be a number of at least 0, got %v", rate)
+	}
+	start := r.start.Load()
+	if start == nil {
+		return Schedule{}, ErrNotRunning
+	}
+	for {
+		cur := r.sched.Load()
+		at := time.Since(*start)
+		if at >= cur.Duration() {
+			return Schedule{}, ErrNotRunning
+		}
+		next := cur.WithRateFrom(at, rate)
+		if r.sched.CompareAndSwap(cur, &next) {
+			select {
+			case r.changed <- struct{}{}:
+			default:
+			}
+			return next, nil
+		}
+	}
 }
 
 // Recorder is the run's recorder, nil until Run has started.
@@ -159,6 +199,7 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 	start := time.Now()
 	rec := NewRecorder(start, cfg.Shards, cfg.LateAfter)
 	r.rec.Store(rec)
+	r.start.Store(&start)
 
 	// Work outlives a stop by up to Drain, so in-flight requests finish
 	// and are measured instead of turning into cancellations.
@@ -175,8 +216,7 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 		wg.Go(func() { lastSend[w] = r.worker(workCtx, w, rec, start, queue, &stopped) })
 	}
 
-	total := cfg.Schedule.Total()
-	if r.dispatch(ctx.Done(), start, total, queue) {
+	if r.dispatch(ctx.Done(), start, queue) {
 		stopped.Store(true)
 	}
 	stoppedAt := time.Now()
@@ -185,7 +225,8 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 	wg.Wait()
 	drain.Stop()
 
-	end := start.Add(cfg.Schedule.Duration)
+	sched := r.Schedule()
+	end := start.Add(sched.Duration())
 	if stopped.Load() {
 		end = stoppedAt
 	}
@@ -202,12 +243,12 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 		Started:    start,
 		Ended:      end,
 		Stopped:    stopped.Load(),
-		Scheduled:  total,
+		Scheduled:  sched.Total(),
 		Sent:       r.sent.Load(),
 		OK:         r.ok.Load(),
 		Failed:     r.failed.Load(),
 		Late:       r.late.Load(),
-		TargetRate: cfg.Schedule.Rate,
+		TargetRate: finalRate(sched),
 		Summary:    rec.Summary(),
 	}
 	if el := end.Sub(start).Seconds(); el > 0 {
@@ -219,18 +260,35 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// finalRate is the rate a schedule ends at, or its peak when it winds down to 0.
+func finalRate(s Schedule) float64 {
+	if r := s.segs[len(s.segs)-1].to; r > 0 {
+		return r
+	}
+	return s.Peak()
+}
+
 // dispatch releases each request of the schedule into the queue at its
-// intended time and reports whether done cut it short.
-func (r *Runner) dispatch(done <-chan struct{}, start time.Time, total uint64, queue chan<- job) (stopped bool) {
+// intended time and reports whether done cut it short. A rate change wakes it
+// to take the next request's time from the new schedule.
+func (r *Runner) dispatch(done <-chan struct{}, start time.Time, queue chan<- job) (stopped bool) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	sched := r.cfg.Schedule
-	for i := range total {
+	for i := uint64(0); ; {
+		sched := r.sched.Load()
+		if i >= sched.Total() {
+			return false
+		}
 		at := sched.At(i)
 		// Sleep only when ahead: a dispatcher that fell behind releases
 		// everything overdue at once, each still timed from its own slot.
-		if due := start.Add(at); time.Until(due) > 0 && waitUntil(due, timer, done) {
-			return true
+		if due := start.Add(at); time.Until(due) > 0 {
+			switch waitUntil(due, timer, done, r.changed) {
+			case waitStopped:
+				return true
+			case waitChanged:
+				continue // the same request, at its time in the new schedule
+			}
 		}
 		select {
 		case <-done: // a precise sleep or a dispatcher running behind sees the stop here
@@ -247,8 +305,8 @@ func (r *Runner) dispatch(done <-chan struct{}, start time.Time, total uint64, q
 				return true
 			}
 		}
+		i++
 	}
-	return false
 }
 
 // Waits that take a precise sleep; see waitUntil.
@@ -264,37 +322,48 @@ const (
 // is cheaper than a syscall and still under 1 ms late. A long wait has a
 // timer cover all but its last millisecond. What is left between preciseMin
 // and preciseMax goes to a precise sleep, where the platform has one.
-func waitUntil(due time.Time, timer *time.Timer, done <-chan struct{}) (stopped bool) {
-	sleep := func(d time.Duration) bool {
+func waitUntil(due time.Time, timer *time.Timer, done, changed <-chan struct{}) waitResult {
+	sleep := func(d time.Duration) waitResult {
 		timer.Reset(d)
 		select {
 		case <-timer.C:
-			return false
+			return waitDue
 		case <-done:
-			return true
+			return waitStopped
+		case <-changed:
+			timer.Stop() // no stale tick can follow (Go 1.23 timers)
+			return waitChanged
 		}
 	}
 	d := time.Until(due)
 	if d > preciseMax {
-		if sleep(d - preciseMax/2) {
-			return true
+		if w := sleep(d - preciseMax/2); w != waitDue {
+			return w
 		}
 		d = time.Until(due)
 	}
 	if d >= preciseMin && hasPreciseSleep {
 		preciseSleepUntil(due)
-		return false
+		return waitDue
 	}
 	// Timers never fire early; the loop is cheap insurance that no send
 	// precedes its slot.
 	for d > 0 {
-		if sleep(d) {
-			return true
+		if w := sleep(d); w != waitDue {
+			return w
 		}
 		d = time.Until(due)
 	}
-	return false
+	return waitDue
 }
+
+type waitResult int
+
+const (
+	waitDue waitResult = iota
+	waitStopped
+	waitChanged
+)
 
 // worker runs requests from the queue and returns when its last one was sent.
 func (r *Runner) worker(ctx context.Context, w int, rec *Recorder, start time.Time, queue <-chan job, stopped *atomic.Bool) (last time.Time) {

@@ -11,7 +11,7 @@ func noop(context.Context, uint64) Outcome { return Outcome{Op: "noop"} }
 
 func TestRunnerFeedAndCounts(t *testing.T) {
 	feed := NewFeed(1000)
-	r, err := NewRunner(Config{Schedule: Schedule{Rate: 2000, Duration: 250 * time.Millisecond}, Workers: 4, Feed: feed},
+	r, err := NewRunner(Config{Schedule: constant(2000, 250*time.Millisecond, 0), Workers: 4, Feed: feed},
 		func(_ context.Context, seq uint64) Outcome {
 			if seq%10 == 0 {
 				return Outcome{Op: "transfer", Status: 422, Code: "insufficient_funds"}
@@ -59,7 +59,7 @@ func TestRunnerFeedAndCounts(t *testing.T) {
 
 func TestRunnerFeedNeverBlocks(t *testing.T) {
 	feed := NewFeed(10) // nobody reads it
-	r, _ := NewRunner(Config{Schedule: Schedule{Rate: 1000, Duration: 100 * time.Millisecond}, Workers: 2, Feed: feed}, noop)
+	r, _ := NewRunner(Config{Schedule: constant(1000, 100*time.Millisecond, 0), Workers: 2, Feed: feed}, noop)
 	res, err := r.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestRunnerFeedNeverBlocks(t *testing.T) {
 // A target slower than the arrival rate: requests wait in line, go out late,
 // and their latency counts the wait; none is skipped.
 func TestRunnerSlowTargetQueues(t *testing.T) {
-	r, _ := NewRunner(Config{Schedule: Schedule{Rate: 200, Duration: 200 * time.Millisecond}, Workers: 1},
+	r, _ := NewRunner(Config{Schedule: constant(200, 200*time.Millisecond, 0), Workers: 1},
 		func(context.Context, uint64) Outcome { time.Sleep(10 * time.Millisecond); return Outcome{} })
 	res, err := r.Run(context.Background())
 	if err != nil {
@@ -96,7 +96,7 @@ func TestRunnerSlowTargetQueues(t *testing.T) {
 func TestRunnerStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	r, _ := NewRunner(Config{Schedule: Schedule{Rate: 1000, Duration: 10 * time.Second}, Workers: 4}, noop)
+	r, _ := NewRunner(Config{Schedule: constant(1000, 10*time.Second, 0), Workers: 4}, noop)
 	begin := time.Now()
 	res, err := r.Run(ctx)
 	if err != nil {
@@ -117,7 +117,7 @@ func TestRunnerStop(t *testing.T) {
 }
 
 func TestRunnerDrainCancelsStragglers(t *testing.T) {
-	r, _ := NewRunner(Config{Schedule: Schedule{Rate: 100, Duration: 50 * time.Millisecond}, Workers: 10, Drain: 100 * time.Millisecond},
+	r, _ := NewRunner(Config{Schedule: constant(100, 50*time.Millisecond, 0), Workers: 10, Drain: 100 * time.Millisecond},
 		func(ctx context.Context, _ uint64) Outcome {
 			<-ctx.Done() // a target that never answers
 			return Outcome{Code: "canceled"}
@@ -136,13 +136,13 @@ func TestRunnerDrainCancelsStragglers(t *testing.T) {
 }
 
 func TestNewRunnerRejects(t *testing.T) {
-	if _, err := NewRunner(Config{Schedule: Schedule{Rate: 1, Duration: time.Second}}, noop); err == nil {
+	if _, err := NewRunner(Config{Schedule: constant(1, time.Second, 0)}, noop); err == nil {
 		t.Error("0 workers accepted")
 	}
-	if _, err := NewRunner(Config{Schedule: Schedule{Duration: time.Second}, Workers: 1}, noop); err == nil {
+	if _, err := NewRunner(Config{Schedule: Schedule{}, Workers: 1}, noop); err == nil {
 		t.Error("0 rate accepted")
 	}
-	if _, err := NewRunner(Config{Schedule: Schedule{Rate: 1, Duration: time.Second}, Workers: 1}, nil); err == nil {
+	if _, err := NewRunner(Config{Schedule: constant(1, time.Second, 0), Workers: 1}, nil); err == nil {
 		t.Error("nil work accepted")
 	}
 }
@@ -150,7 +150,7 @@ func TestNewRunnerRejects(t *testing.T) {
 func TestRunnerRampUpPoints(t *testing.T) {
 	// 2000/s reached by a ramp over the whole 2 s: 500 requests in the first
 	// second, 1500 in the second.
-	r, _ := NewRunner(Config{Schedule: Schedule{Rate: 2000, Duration: 2 * time.Second, RampUp: 2 * time.Second}, Workers: 4}, noop)
+	r, _ := NewRunner(Config{Schedule: constant(2000, 2*time.Second, 2*time.Second), Workers: 4}, noop)
 	res, err := r.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +162,13 @@ func TestRunnerRampUpPoints(t *testing.T) {
 	if res.TargetRate != 2000 || res.AchievedRate < 950 || res.AchievedRate > 1001 {
 		t.Errorf("target %v achieved %v: a full ramp averages half the rate", res.TargetRate, res.AchievedRate)
 	}
+}
+
+// constant is a schedule the test knows to be valid.
+func constant(rate float64, d, ramp time.Duration) Schedule {
+	s, err := Constant(rate, d, ramp)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

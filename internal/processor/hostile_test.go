@@ -92,6 +92,28 @@ func TestHostileInput(t *testing.T) {
 		{name: "limit 1e2", c: f.ac, method: "GET", path: "/accounts/" + f.aUSD + "/entries?limit=1e2", status: 400, code: "validation_failed"},
 		{name: "a user id that is not a UUID", c: f.ac, method: "GET", path: "/users/..%2fadmin", status: 404, code: "not_found"},
 		{name: "PUT on transactions", c: f.ac, method: "PUT", path: txPath, body: withAmount("1"), status: 404, code: "not_found"},
+		{name: "a path with a dot segment", c: f.ac, method: "GET", path: "/accounts/" + f.aUSD + "/../" + f.bUSD, status: 404, code: "not_found"},
+		// whole bodies
+		bad("an empty body", "", "invalid_json", ""),
+		bad("a body of null", "null", "invalid_json", ""),
+		bad("an array instead of an object", "["+withAmount("1")+"]", "invalid_json", ""),
+		bad("a second object after the first", withAmount("1")+withAmount("1"), "invalid_json", ""),
+		bad("a truncated object", withAmount("1")[:40], "invalid_json", ""),
+		// idempotency keys
+		{name: "an Idempotency-Key of 256 characters", c: f.ac, method: "POST", path: txPath, body: withAmount("1"),
+			headers: []string{"Idempotency-Key", strings.Repeat("k", 256)}, status: 400, code: "validation_failed"},
+		{name: "an empty Idempotency-Key", c: f.ac, method: "POST", path: txPath, body: withAmount("1"),
+			headers: []string{"Idempotency-Key", ""}, status: 400, code: "validation_failed"},
+		// credentials
+		{name: "Basic credentials", c: f.anon, method: "POST", path: txPath, body: withAmount("1"),
+			headers: []string{"Authorization", "Basic dXNlcjpwYXNz"}, status: 401, code: "unauthorized"},
+		{name: "a key of 10,000 characters", c: f.anon, method: "POST", path: txPath, body: withAmount("1"),
+			headers: []string{"Authorization", "Bearer tk_" + strings.Repeat("a", 10000)}, status: 401, code: "unauthorized"},
+		// batches
+		{name: "a batch of 1,001 items", c: f.ac, method: "POST", path: txPath + "/batch",
+			body: `{"transactions":[` + strings.Repeat(withAmount("1")+",", 1000) + withAmount("1") + `]}`, status: 400, code: "validation_failed"},
+		{name: "a batch with no items", c: f.ac, method: "POST", path: txPath + "/batch", body: `{"transactions":[]}`, status: 400, code: "validation_failed"},
+		{name: "a batch whose list is an object", c: f.ac, method: "POST", path: txPath + "/batch", body: `{"transactions":{"0":` + withAmount("1") + `}}`, status: 400, code: "validation_failed", field: "transactions"},
 		{name: "DELETE on a transaction", c: f.ac, method: "DELETE", path: txPath + "/" + f.aUSD, status: 404, code: "not_found"},
 	}
 	runRefused(t, f.db, cases)

@@ -310,3 +310,40 @@ func TestStalledBodyIsCutOff(t *testing.T) {
 		t.Errorf("the connection was still open after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 }
+
+// TestConnectionFlood checks that connections which never finish their headers neither keep
+// others from being served nor stay open past the read-header timeout.
+func TestConnectionFlood(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *processor.Config) { c.HTTPTimeouts.ReadHeader = time.Second })
+	const flood = 200
+	conns := make([]net.Conn, 0, flood)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := net.Dial("tcp", strings.TrimPrefix(f.p.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /users/"+f.alice.ID+" HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+
+	t.Run("a client is served during the flood", func(t *testing.T) {
+		f.ac.Must(t, http.StatusOK, "GET", "/users/"+f.alice.ID, nil)
+	})
+	t.Run("every stalled connection is closed after the read-header timeout", func(t *testing.T) {
+		deadline := time.Now().Add(10 * time.Second)
+		for i, c := range conns {
+			_ = c.SetReadDeadline(deadline)
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Fatalf("connection %d was still open 10 s later: %v", i, err)
+			}
+		}
+	})
+}
