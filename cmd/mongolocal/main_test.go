@@ -25,7 +25,9 @@ func startStandIn(t *testing.T, dir string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, func() {}, []string{"-port", port, "-data-dir", dir}, func(string) string { return "" }, io.Discard) }()
+	go func() {
+		done <- run(ctx, func() {}, []string{"-port", port, "-data-dir", dir}, func(string) string { return "" }, io.Discard)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
