@@ -50,20 +50,28 @@ type Summary struct {
 	Groups  []Group           `json:"groups"` // by operation and outcome, sorted
 }
 
-// Point is one second of the run, for API.md's timeseries. It counts the
-// requests whose intended send time falls in that second: how many went out
-// (and how many of those late), how they ended, and their latencies, so a
-// stall shows up in the second whose load it delayed. Once the run is over,
-// OK+Failed == Sent.
+// Point is one second of the run, for API.md's timeseries. Sent (and Late)
+// count the requests that went out in that second, Answered those whose
+// answer came in it, and InFlight those out and unanswered at its end. OK,
+// Failed, Errors and the percentiles are of the requests whose intended send
+// time falls in that second, so a stall shows up in the second whose load it
+// delayed; once the run is over, OK+Failed over all points equals Sent's sum.
 type Point struct {
-	T      time.Time `json:"t"` // start of the second
-	Sent   uint64    `json:"sent"`
-	OK     uint64    `json:"ok"`
-	Failed uint64    `json:"failed"`
-	Rate   float64   `json:"rate"` // Sent per second; the last second may be partial
-	P50Ms  float64   `json:"p50_ms"`
-	P99Ms  float64   `json:"p99_ms"`
-	Late   uint64    `json:"late"`
+	T        time.Time         `json:"t"` // start of the second
+	Sent     uint64            `json:"sent"`
+	Answered uint64            `json:"answered"`
+	InFlight uint64            `json:"in_flight"`
+	OK       uint64            `json:"ok"`
+	Failed   uint64            `json:"failed"`
+	Errors   map[string]uint64 `json:"errors"` // failures by code
+	Rate     float64           `json:"rate"`   // Sent per second; the last second may be partial
+	Target   float64           `json:"target"` // the schedule's requests per second over this second
+	P50Ms    float64           `json:"p50_ms"`
+	P90Ms    float64           `json:"p90_ms"`
+	P95Ms    float64           `json:"p95_ms"`
+	P99Ms    float64           `json:"p99_ms"`
+	MaxMs    float64           `json:"max_ms"`
+	Late     uint64            `json:"late"`
 }
 
 type groupKey struct{ op, outcome string }
@@ -71,8 +79,8 @@ type groupKey struct{ op, outcome string }
 // second holds one second of one shard. Per-second histograms are packed:
 // a run keeps many of them and each fills few buckets.
 type second struct {
-	sent, late uint64
-	hists      map[groupKey]*hdr.PackedHistogram
+	sent, late, answered uint64 // by send and receive time
+	hists                map[groupKey]*hdr.PackedHistogram // by intended time
 }
 
 // shard is the part of the recorder one set of workers writes to; its lock is
@@ -162,7 +170,7 @@ func (r *Recorder) Sent(shardIdx int, intended, sentAt time.Time) (late bool) {
 	s := &r.shards[shardIdx%len(r.shards)]
 	s.mu.Lock()
 	s.sent++
-	sec := s.second(r.secondOf(intended))
+	sec := s.second(r.secondOf(sentAt))
 	sec.sent++
 	if late {
 		s.late++
@@ -196,6 +204,7 @@ func (r *Recorder) Record(shardIdx int, intended time.Time, latency time.Duratio
 		s.totals[k] = h
 	}
 	_ = h.RecordValue(v)
+	s.second(r.secondOf(intended.Add(latency))).answered++
 	sec := s.second(r.secondOf(intended))
 	p := sec.hists[k]
 	if p == nil {
@@ -314,9 +323,9 @@ func (r *Recorder) Summary() Summary {
 // operation and outcome.
 func (r *Recorder) Points() []Point { return r.PointsFor("", "") }
 
-// PointsFor is Points with OK, Failed and the percentiles restricted to
-// operation op and outcome outcome ("" matches any). Sent, Late and Rate stay
-// those of all requests, whose outcome is unknown when they are sent.
+// PointsFor is Points with OK, Failed, Errors and the percentiles restricted
+// to operation op and outcome outcome ("" matches any). Sent, Answered,
+// InFlight, Late and Rate stay those of all requests.
 func (r *Recorder) PointsFor(op, outcome string) []Point {
 	r.mu.Lock()
 	end := r.end
@@ -334,9 +343,11 @@ func (r *Recorder) PointsFor(op, outcome string) []Point {
 	}
 	points := make([]Point, n)
 	acc := hdr.NewPacked(histMin, histMax, histDigits)
+	var sent, answered uint64
 	for i := range points {
 		p := &points[i]
 		p.T = r.start.Add(time.Duration(i) * time.Second)
+		p.Errors = map[string]uint64{}
 		acc.Reset()
 		for j := range r.shards {
 			s := &r.shards[j]
@@ -345,23 +356,29 @@ func (r *Recorder) PointsFor(op, outcome string) []Point {
 				sec := s.seconds[i]
 				p.Sent += sec.sent
 				p.Late += sec.late
+				p.Answered += sec.answered
 				for k, h := range sec.hists {
 					if !matches(k, op, outcome) {
 						continue
 					}
+					n := uint64(h.TotalCount())
 					if k.outcome == OutcomeOK {
-						p.OK += uint64(h.TotalCount())
+						p.OK += n
 					} else {
-						p.Failed += uint64(h.TotalCount())
+						p.Failed += n
+						p.Errors[k.outcome] += n
 					}
 					acc.Merge(h)
 				}
 			}
 			s.mu.Unlock()
 		}
+		sent += p.Sent
+		answered += p.Answered
+		p.InFlight = sent - min(answered, sent)
 		if acc.TotalCount() > 0 {
-			v := acc.ValueAtPercentilesSlice([]float64{50, 99})
-			p.P50Ms, p.P99Ms = ms(v[0]), ms(v[1])
+			v := acc.ValueAtPercentilesSlice(pointPercentiles)
+			p.P50Ms, p.P90Ms, p.P95Ms, p.P99Ms, p.MaxMs = ms(v[0]), ms(v[1]), ms(v[2]), ms(v[3]), ms(acc.Max())
 		}
 		length := min(time.Second, end.Sub(p.T))
 		if length > 0 {
@@ -369,4 +386,84 @@ func (r *Recorder) PointsFor(op, outcome string) []Point {
 		}
 	}
 	return points
+}
+
+var pointPercentiles = []float64{50, 90, 95, 99}
+
+// Window is a span of whole seconds of the run: what was sent in it, and how the requests
+// intended in it ended.
+type Window struct {
+	Sent    uint64            `json:"sent"`
+	OK      uint64            `json:"ok"`
+	Failed  uint64            `json:"failed"`
+	Errors  map[string]uint64 `json:"errors"`
+	Latency Latency           `json:"latency_ms"`
+}
+
+// Window merges seconds [from, to) of the run (0 is its first).
+func (r *Recorder) Window(from, to int) Window {
+	w := Window{Errors: map[string]uint64{}}
+	acc := newHist()
+	for j := range r.shards {
+		s := &r.shards[j]
+		s.mu.Lock()
+		for i := max(from, 0); i < min(to, len(s.seconds)); i++ {
+			sec := s.seconds[i]
+			if sec == nil {
+				continue
+			}
+			w.Sent += sec.sent
+			for k, h := range sec.hists {
+				n := uint64(h.TotalCount())
+				if k.outcome == OutcomeOK {
+					w.OK += n
+				} else {
+					w.Failed += n
+					w.Errors[k.outcome] += n
+				}
+				h.MergeInto(acc)
+			}
+		}
+		s.mu.Unlock()
+	}
+	w.Latency = latencyOf(acc)
+	return w
+}
+
+// Percentile is one point of a latency distribution: P percent of the requests took at most
+// Ms milliseconds.
+type Percentile struct {
+	P  float64 `json:"p"`
+	Ms float64 `json:"ms"`
+}
+
+// DistributionPercentiles are the points Distribution gives: dense towards the tail, as HDR
+// histograms are usually plotted.
+var DistributionPercentiles = []float64{0, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92.5, 95, 96, 97, 97.5,
+	98, 98.5, 99, 99.25, 99.5, 99.75, 99.9, 99.95, 99.99, 99.995, 99.999, 100}
+
+// Distribution is the whole run's latency distribution at DistributionPercentiles; nil when
+// nothing completed.
+func (r *Recorder) Distribution() []Percentile {
+	return DistributionOf(r.Histogram("", ""))
+}
+
+// DistributionOf is h's distribution at DistributionPercentiles; nil when h is empty.
+func DistributionOf(h *hdr.Histogram) []Percentile {
+	if h.TotalCount() == 0 {
+		return nil
+	}
+	vals := h.ValueAtPercentilesSlice(DistributionPercentiles)
+	out := make([]Percentile, len(DistributionPercentiles))
+	for i, p := range DistributionPercentiles {
+		v := vals[i]
+		switch p {
+		case 0:
+			v = h.Min()
+		case 100:
+			v = h.Max()
+		}
+		out[i] = Percentile{P: p, Ms: ms(v)}
+	}
+	return out
 }

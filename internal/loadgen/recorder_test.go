@@ -105,10 +105,13 @@ func TestRecorderPerSecond(t *testing.T) {
 		r.Sent(i, at(500*time.Millisecond), at(500*time.Millisecond))
 		r.Record(i, at(500*time.Millisecond), 10*time.Millisecond, "transfer", "")
 	}
-	// Intended in second 0, sent 300 ms late in second 1: it belongs to
-	// second 0, the load it was part of.
+	// Intended in second 0, sent 300 ms late in second 1: sent and late in
+	// second 1, its latency in second 0, the load it was part of.
 	r.Sent(0, at(900*time.Millisecond), at(1200*time.Millisecond))
 	r.Record(0, at(900*time.Millisecond), 400*time.Millisecond, "transfer", "")
+	// Sent on time at 0.95 s, answered at 1.65 s: in flight at the end of second 0.
+	r.Sent(1, at(950*time.Millisecond), at(950*time.Millisecond))
+	r.Record(1, at(950*time.Millisecond), 700*time.Millisecond, "transfer", "")
 	// Second 1: 20 requests, 100 ms each, one failing.
 	for i := range 20 {
 		r.Sent(i, at(1500*time.Millisecond), at(1500*time.Millisecond))
@@ -129,22 +132,46 @@ func TestRecorderPerSecond(t *testing.T) {
 	if len(p) != 3 {
 		t.Fatalf("%d points, want 3: %+v", len(p), p)
 	}
-	check := func(i int, sent, ok, failed, late uint64, rate, p50, p99 float64) {
+	type want struct {
+		sent, answered, inFlight, ok, failed, late uint64
+		rate, p50, p99, max                        float64
+	}
+	check := func(i int, w want) {
 		t.Helper()
 		g := p[i]
 		if !g.T.Equal(at(time.Duration(i) * time.Second)) {
 			t.Errorf("point %d: t = %v", i, g.T)
 		}
-		if g.Sent != sent || g.OK != ok || g.Failed != failed || g.Late != late {
-			t.Errorf("point %d: sent/ok/failed/late = %d/%d/%d/%d, want %d/%d/%d/%d", i, g.Sent, g.OK, g.Failed, g.Late, sent, ok, failed, late)
+		got := want{g.Sent, g.Answered, g.InFlight, g.OK, g.Failed, g.Late, g.Rate, g.P50Ms, g.P99Ms, g.MaxMs}
+		if got.sent != w.sent || got.answered != w.answered || got.inFlight != w.inFlight || got.ok != w.ok ||
+			got.failed != w.failed || got.late != w.late {
+			t.Errorf("point %d counts: got %+v, want %+v", i, got, w)
 		}
-		if !near(g.Rate, rate, 1e-9) || !near(g.P50Ms, p50, 0.001) || !near(g.P99Ms, p99, 0.001) {
-			t.Errorf("point %d: rate %v p50 %v p99 %v, want %v %v %v", i, g.Rate, g.P50Ms, g.P99Ms, rate, p50, p99)
+		if !near(g.Rate, w.rate, 1e-9) || !near(g.P50Ms, w.p50, 0.001) || !near(g.P99Ms, w.p99, 0.5) || !near(g.MaxMs, w.max, 0.5) {
+			t.Errorf("point %d rate and latency: got %+v, want %+v", i, got, w)
 		}
 	}
-	check(0, 11, 11, 0, 1, 11, 10, 400)
-	check(1, 20, 19, 1, 0, 20, 100, 100)
-	check(2, 5, 5, 0, 0, 10, 1, 1) // 5 sent in half a second
+	t.Run("second 0: sent and answered by their own times, latencies by intended time", func(t *testing.T) {
+		check(0, want{sent: 11, answered: 10, inFlight: 1, ok: 12, late: 0, rate: 11, p50: 10, p99: 700, max: 700})
+	})
+	t.Run("second 1: the late send and the answer that came in it", func(t *testing.T) {
+		check(1, want{sent: 21, answered: 22, inFlight: 0, ok: 19, failed: 1, late: 1, rate: 21, p50: 100, p99: 100, max: 100})
+	})
+	t.Run("second 2: 5 sent in half a second", func(t *testing.T) {
+		check(2, want{sent: 5, answered: 5, ok: 5, rate: 10, p50: 1, p99: 1, max: 1})
+	})
+	t.Run("errors by code per second", func(t *testing.T) {
+		if p[1].Errors["timeout"] != 1 || len(p[0].Errors) != 0 {
+			t.Errorf("errors: second 0 %v, second 1 %v", p[0].Errors, p[1].Errors)
+		}
+	})
+	t.Run("p90 and p95 lie between p50 and max", func(t *testing.T) {
+		for i, g := range p {
+			if g.P90Ms < g.P50Ms || g.P95Ms < g.P90Ms || g.MaxMs < g.P95Ms {
+				t.Errorf("point %d: p50 %v p90 %v p95 %v max %v", i, g.P50Ms, g.P90Ms, g.P95Ms, g.MaxMs)
+			}
+		}
+	})
 	// Restricted to one operation and outcome.
 	d := r.PointsFor("deposit", "timeout")
 	if d[1].Failed != 1 || d[1].OK != 0 || d[0].Failed != 0 || !near(d[1].P99Ms, 100, 0.001) {
@@ -166,6 +193,49 @@ func BenchmarkRecorderSentRecord(b *testing.B) {
 			r.Sent(w, intended, intended.Add(50*time.Microsecond))
 			r.Record(w, intended, time.Duration(200+i%3000)*time.Microsecond, "transfer", "")
 			i++
+		}
+	})
+}
+
+func TestRecorderWindowAndDistribution(t *testing.T) {
+	t0 := time.Now()
+	r := NewRecorder(t0, 2, time.Millisecond)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for sec := range 3 {
+		for i := range 100 {
+			intended := at(time.Duration(sec)*time.Second + time.Duration(i)*time.Millisecond)
+			r.Sent(i, intended, intended)
+			code := ""
+			if sec == 2 && i < 10 {
+				code = "http_503"
+			}
+			r.Record(i, intended, time.Duration(sec+1)*10*time.Millisecond, "transfer", code)
+		}
+	}
+	t.Run("a window holds only its seconds", func(t *testing.T) {
+		w := r.Window(1, 3)
+		if w.Sent != 200 || w.OK != 190 || w.Failed != 10 || w.Errors["http_503"] != 10 {
+			t.Errorf("window %+v, want 200 sent, 190 ok, 10 http_503", w)
+		}
+		if !near(w.Latency.P50, 20, 0.05) || !near(w.Latency.Max, 30, 0.05) {
+			t.Errorf("window latency %+v, want p50 20 ms, max 30 ms", w.Latency)
+		}
+	})
+	t.Run("a window past the end is empty", func(t *testing.T) {
+		if w := r.Window(5, 9); w.Sent != 0 || w.OK != 0 {
+			t.Errorf("window %+v", w)
+		}
+	})
+	t.Run("the distribution runs from the fastest to the slowest", func(t *testing.T) {
+		d := r.Distribution()
+		if len(d) != len(DistributionPercentiles) || d[0].P != 0 || !near(d[0].Ms, 10, 0.05) ||
+			d[len(d)-1].P != 100 || !near(d[len(d)-1].Ms, 30, 0.05) {
+			t.Fatalf("distribution %+v", d)
+		}
+		for i := 1; i < len(d); i++ {
+			if d[i].Ms < d[i-1].Ms {
+				t.Errorf("p%v %v ms below p%v %v ms", d[i].P, d[i].Ms, d[i-1].P, d[i-1].Ms)
+			}
 		}
 	})
 }

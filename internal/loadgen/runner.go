@@ -158,10 +158,25 @@ func (r *Runner) Recorder() *Recorder { return r.rec.Load() }
 
 // Points is the run's timeseries so far (nil before Run).
 func (r *Runner) Points() []Point {
-	if rec := r.rec.Load(); rec != nil {
-		return rec.Points()
+	rec := r.rec.Load()
+	if rec == nil {
+		return nil
 	}
-	return nil
+	return WithTargets(rec.Points(), r.Schedule())
+}
+
+// WithTargets sets each point's Target: the schedule's average rate over
+// that second (over its part within the schedule, for the last one).
+func WithTargets(points []Point, s Schedule) []Point {
+	end := s.Duration()
+	for i := range points {
+		from := time.Duration(i) * time.Second
+		to := min(from+time.Second, end)
+		if to > from {
+			points[i].Target = (s.Expected(to) - s.Expected(from)) / (to - from).Seconds()
+		}
+	}
+	return points
 }
 
 // Summary is the run's summary so far.
