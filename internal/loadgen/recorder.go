@@ -79,7 +79,7 @@ type groupKey struct{ op, outcome string }
 // second holds one second of one shard. Per-second histograms are packed:
 // a run keeps many of them and each fills few buckets.
 type second struct {
-	sent, late, answered uint64 // by send and receive time
+	sent, late, answered uint64                            // by send and receive time
 	hists                map[groupKey]*hdr.PackedHistogram // by intended time
 }
 
