@@ -2,12 +2,14 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"txn/internal/loadgen"
+	"txn/internal/loadtest"
 )
 
 // The load tester's history: one summary row per run (rewritten as the run goes on; the
@@ -26,8 +28,9 @@ const runsSchema = `CREATE TABLE IF NOT EXISTS %s (
 	created_at DateTime('UTC'),
 	created_us Int64,
 	version    UInt64,
-	run        String,
-	timeseries String
+	run          String,
+	timeseries   String,
+	distribution String DEFAULT '[]'
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY id`
 
@@ -68,6 +71,19 @@ func (s *Store) LoadtestHistory(ctx context.Context) (*LoadtestHistory, error) {
 			return nil, fmt.Errorf("clickhouse: create loadtest history: %w", err)
 		}
 	}
+	// A table made before the distribution was kept gains it (18.16 has no ADD COLUMN IF NOT
+	// EXISTS).
+	var has uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = 'distribution'",
+		s.database, runsTable).Scan(&has); err != nil {
+		return nil, fmt.Errorf("clickhouse: read loadtest history columns: %w", err)
+	}
+	if has == 0 {
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+h.runs+" ADD COLUMN distribution String DEFAULT '[]'"); err != nil &&
+			!strings.Contains(err.Error(), "already exists") { // another service instance added it meanwhile
+			return nil, fmt.Errorf("clickhouse: add the distribution column: %w", err)
+		}
+	}
 	return h, nil
 }
 
@@ -80,16 +96,36 @@ func (h *LoadtestHistory) nextVersion() uint64 {
 	return h.version
 }
 
-// SaveRun stores the latest state of a run.
-func (h *LoadtestHistory) SaveRun(ctx context.Context, id, status string, createdAt time.Time, run, timeseries []byte) error {
-	us := createdAt.UnixMicro()
+// SaveRun stores the latest record of a run.
+func (h *LoadtestHistory) SaveRun(ctx context.Context, rec loadtest.Record) error {
+	r := rec.Run
+	run, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("clickhouse: encode run: %w", err)
+	}
+	points, dist := rec.Points, rec.Distribution
+	if points == nil {
+		points = []loadgen.Point{}
+	}
+	if dist == nil {
+		dist = []loadgen.Percentile{}
+	}
+	ts, err := json.Marshal(points)
+	if err != nil {
+		return fmt.Errorf("clickhouse: encode timeseries: %w", err)
+	}
+	hist, err := json.Marshal(dist)
+	if err != nil {
+		return fmt.Errorf("clickhouse: encode distribution: %w", err)
+	}
+	us := r.CreatedAt.UnixMicro()
 	// A native batch rather than bound VALUES: the documents are JSON, full of quotes.
-	batch, err := h.s.conn.PrepareBatch(ctx, "INSERT INTO "+h.runs+" (id, status, created_at, created_us, version, run, timeseries)")
+	batch, err := h.s.conn.PrepareBatch(ctx, "INSERT INTO "+h.runs+" (id, status, created_at, created_us, version, run, timeseries, distribution)")
 	if err != nil {
 		return fmt.Errorf("clickhouse: save run: %w", err)
 	}
 	defer batch.Close()
-	if err := batch.Append(id, status, time.Unix(floorDiv(us, 1e6), 0).UTC(), us, h.nextVersion(), string(run), string(timeseries)); err != nil {
+	if err := batch.Append(r.ID, r.Status, time.Unix(floorDiv(us, 1e6), 0).UTC(), us, h.nextVersion(), string(run), string(ts), string(hist)); err != nil {
 		return fmt.Errorf("clickhouse: save run: %w", err)
 	}
 	if err := batch.Send(); err != nil {
@@ -104,9 +140,9 @@ func (h *LoadtestHistory) latest() string {
 		"argMax(run, version) AS run FROM " + h.runs + " GROUP BY id)"
 }
 
-// RunDocs lists run documents newest first: those created before (before, beforeID) when
-// before is set, with one of statuses when any are given.
-func (h *LoadtestHistory) RunDocs(ctx context.Context, statuses []string, before time.Time, beforeID string, limit int) ([][]byte, error) {
+// Runs lists runs newest first: those created before (before, beforeID) when before is set,
+// with one of statuses when any are given.
+func (h *LoadtestHistory) Runs(ctx context.Context, statuses []string, before time.Time, beforeID string, limit int) ([]loadtest.Run, error) {
 	var conds []string
 	var args []any
 	if len(statuses) > 0 {
@@ -127,35 +163,49 @@ func (h *LoadtestHistory) RunDocs(ctx context.Context, statuses []string, before
 		return nil, fmt.Errorf("clickhouse: list runs: %w", err)
 	}
 	defer rows.Close()
-	var docs [][]byte
+	var runs []loadtest.Run
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, fmt.Errorf("clickhouse: list runs: %w", err)
 		}
-		docs = append(docs, []byte(doc))
+		var r loadtest.Run
+		if err := json.Unmarshal([]byte(doc), &r); err != nil {
+			return nil, fmt.Errorf("clickhouse: decode run: %w", err)
+		}
+		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("clickhouse: list runs: %w", err)
 	}
-	return docs, nil
+	return runs, nil
 }
 
-// RunDoc is a run's latest document and timeseries; nil when there is no such run.
-func (h *LoadtestHistory) RunDoc(ctx context.Context, id string) (run, timeseries []byte, err error) {
-	rows, err := h.s.conn.Query(ctx, "SELECT run, timeseries FROM "+h.runs+" WHERE id = ? ORDER BY version DESC LIMIT 1", id)
+// Record is a run's latest record; nil when there is no such run.
+func (h *LoadtestHistory) Record(ctx context.Context, id string) (*loadtest.Record, error) {
+	rows, err := h.s.conn.Query(ctx, "SELECT run, timeseries, distribution FROM "+h.runs+" WHERE id = ? ORDER BY version DESC LIMIT 1", id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("clickhouse: read run: %w", err)
+		return nil, fmt.Errorf("clickhouse: read run: %w", err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
-		return nil, nil, rows.Err()
+		return nil, rows.Err()
 	}
-	var r, ts string
-	if err := rows.Scan(&r, &ts); err != nil {
-		return nil, nil, fmt.Errorf("clickhouse: read run: %w", err)
+	var run, ts, dist string
+	if err := rows.Scan(&run, &ts, &dist); err != nil {
+		return nil, fmt.Errorf("clickhouse: read run: %w", err)
 	}
-	return []byte(r), []byte(ts), nil
+	var rec loadtest.Record
+	if err := json.Unmarshal([]byte(run), &rec.Run); err != nil {
+		return nil, fmt.Errorf("clickhouse: decode run %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(ts), &rec.Points); err != nil {
+		return nil, fmt.Errorf("clickhouse: decode timeseries of %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(dist), &rec.Distribution); err != nil {
+		return nil, fmt.Errorf("clickhouse: decode distribution of %s: %w", id, err)
+	}
+	return &rec, nil
 }
 
 // InsertRequests writes request records of a run in one native INSERT.

@@ -1,10 +1,11 @@
 package loadtest
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"txn/internal/apidocs"
 	"txn/internal/httpapi"
 	"txn/internal/ledger"
+	"txn/internal/loadgen"
 	"txn/internal/service"
 )
 
@@ -41,7 +43,11 @@ var apiRoutes = []struct {
 	{"POST /api/v1/runs", (*server).createRun},
 	{"GET /api/v1/runs", (*server).listRuns},
 	{"GET /api/v1/runs/{id}", (*server).getRun},
+	{"PATCH /api/v1/runs/{id}", (*server).patchRun},
 	{"GET /api/v1/runs/{id}/timeseries", (*server).timeseries},
+	{"GET /api/v1/runs/{id}/histogram", (*server).histogram},
+	{"GET /api/v1/runs/{id}/compare/{base}", (*server).compare},
+	{"GET /api/v1/runs/{id}/report", (*server).report},
 	{"POST /api/v1/runs/{id}/stop", (*server).stopRun},
 	{"DELETE /api/v1/runs/{id}/data", (*server).deleteData},
 }
@@ -159,16 +165,16 @@ func (s *server) listRuns(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
-	docs, next, err := s.Manager.List(r.Context(), limit, r.URL.Query().Get("cursor"))
+	runs, next, err := s.Manager.List(r.Context(), limit, r.URL.Query().Get("cursor"))
 	if err != nil {
 		return err
 	}
 	out := struct {
-		Data       []json.RawMessage `json:"data"`
-		NextCursor *string           `json:"next_cursor"`
-	}{Data: make([]json.RawMessage, len(docs))}
-	for i, d := range docs {
-		out.Data[i] = d
+		Data       []Run   `json:"data"`
+		NextCursor *string `json:"next_cursor"`
+	}{Data: runs}
+	if out.Data == nil {
+		out.Data = []Run{}
 	}
 	if next != "" {
 		out.NextCursor = &next
@@ -177,11 +183,15 @@ func (s *server) listRuns(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// runID is the {id} of the path; what is not a UUID names no run.
-func runID(r *http.Request) (string, error) {
-	id, err := uuid.Parse(r.PathValue("id"))
+// runID is the {id} (or another name) of the path; what is not a UUID names no run.
+func runID(r *http.Request, name ...string) (string, error) {
+	key := "id"
+	if len(name) > 0 {
+		key = name[0]
+	}
+	id, err := uuid.Parse(r.PathValue(key))
 	if err != nil {
-		return "", errNotFound(r.PathValue("id"))
+		return "", errNotFound(r.PathValue(key))
 	}
 	return id.String(), nil
 }
@@ -191,11 +201,38 @@ func (s *server) getRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	doc, err := s.Manager.doc(r.Context(), id)
+	run, err := s.Manager.Get(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	service.WriteJSON(w, http.StatusOK, json.RawMessage(doc))
+	service.WriteJSON(w, http.StatusOK, run)
+	return nil
+}
+
+// patchRun changes a running run's rate: {"rate"} (API.md).
+func (s *server) patchRun(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Rate *float64 `json:"rate"`
+	}
+	body, err := httpapi.ReadBody(w, r, 4<<10)
+	if err == nil {
+		err = httpapi.DecodeObject(body, &in)
+	}
+	if err != nil {
+		return err
+	}
+	if in.Rate == nil || !(*in.Rate >= 0) || *in.Rate > MaxRate {
+		return ledger.Invalid(ledger.FieldError{Field: "rate", Message: fmt.Sprintf("must be a number of requests per second from 0 to %d", MaxRate)})
+	}
+	run, err := s.Manager.SetRate(r.Context(), id, *in.Rate)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, run)
 	return nil
 }
 
@@ -204,11 +241,51 @@ func (s *server) timeseries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ts, err := s.Manager.Timeseries(r.Context(), id)
+	pts, err := s.Manager.Timeseries(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	service.WriteJSON(w, http.StatusOK, map[string]json.RawMessage{"points": ts})
+	if pts == nil {
+		pts = []loadgen.Point{}
+	}
+	service.WriteJSON(w, http.StatusOK, map[string][]loadgen.Point{"points": pts})
+	return nil
+}
+
+func (s *server) histogram(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	ps, err := s.Manager.Histogram(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []loadgen.Percentile{}
+	}
+	service.WriteJSON(w, http.StatusOK, map[string][]loadgen.Percentile{"percentiles": ps})
+	return nil
+}
+
+func (s *server) compare(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	baseID, err := runID(r, "base")
+	if err != nil {
+		return err
+	}
+	run, err := s.Manager.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	base, err := s.Manager.Get(r.Context(), baseID)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, Compare(run, base))
 	return nil
 }
 
@@ -223,6 +300,31 @@ func (s *server) stopRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	service.WriteJSON(w, http.StatusAccepted, run)
 	return nil
+}
+
+// report answers the run's self-contained HTML report (API.md); ?download=1 asks the browser
+// to save it.
+func (s *server) report(w http.ResponseWriter, r *http.Request) error {
+	id, err := runID(r)
+	if err != nil {
+		return err
+	}
+	rec, err := s.Manager.Record(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := WriteReport(&b, rec); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Nothing on the page may load anything, whatever a run's name holds.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	if r.URL.Query().Get("download") != "" {
+		w.Header().Set("Content-Disposition", `attachment; filename="loadtest-`+id+`.html"`)
+	}
+	_, err = w.Write(b.Bytes())
+	return err
 }
 
 // cleanupWriteTimeout replaces the server's write timeout for a data deletion.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"txn/internal/ledger"
 	"txn/internal/loadgen"
@@ -24,16 +26,27 @@ type Mix struct {
 	Withdrawal float64 `json:"withdrawal"`
 }
 
+// Stage moves the rate linearly from the previous stage's rate (0 at the start) to Rate over
+// DurationS, as k6's stages do.
+type Stage struct {
+	DurationS float64 `json:"duration_s"`
+	Rate      float64 `json:"rate"`
+}
+
 // DefaultMix is API.md's default.
 var DefaultMix = Mix{Transfer: 0.8, Deposit: 0.1, Withdrawal: 0.1}
 
 // Config is a run's configuration, as POST /runs takes it (API.md) plus optional knobs.
 type Config struct {
+	Name            string  `json:"name"`
 	Users           int     `json:"users"`
 	AccountsPerUser int     `json:"accounts_per_user"`
-	Rate            float64 `json:"rate"`       // requests per second once ramped up
-	DurationS       float64 `json:"duration_s"` // running phase, ramp-up included
+	Rate            float64 `json:"rate"`       // requests per second once ramped up; with stages, their peak
+	DurationS       float64 `json:"duration_s"` // running phase, ramp-up included; with stages, their sum
 	RampUpS         float64 `json:"ramp_up_s"`
+	// Stages, when given, shape the rate instead of rate, duration_s and ramp_up_s.
+	Stages     []Stage     `json:"stages,omitempty"`
+	Thresholds []Threshold `json:"thresholds,omitempty"`
 	Mix             *Mix    `json:"mix"`
 	InitialBalance  int64   `json:"initial_balance"` // seeded into every account, minor units
 	Currency        string  `json:"currency"`
@@ -57,6 +70,8 @@ const (
 	MaxRate            = 1_000_000
 	MaxDurationS       = 24 * 3600
 	MaxConnections     = 4096
+	MaxStages          = 20
+	MaxNameLength      = 100
 	DefaultSkew        = 1.0
 	DefaultBalance     = 100_000
 )
@@ -64,6 +79,12 @@ const (
 // WithDefaults fills the optional fields; a missing seed is drawn at random (and then shown,
 // so the run can be repeated).
 func (c Config) WithDefaults() Config {
+	if len(c.Stages) > 0 && c.Rate == 0 && c.DurationS == 0 {
+		for _, st := range c.Stages {
+			c.Rate = max(c.Rate, st.Rate)
+			c.DurationS += st.DurationS
+		}
+	}
 	if c.AccountsPerUser == 0 {
 		c.AccountsPerUser = 1
 	}
@@ -106,15 +127,23 @@ func (c Config) Validate() error {
 	if c.Users*c.AccountsPerUser > MaxAccounts {
 		bad("users", fmt.Sprintf("users × accounts_per_user must be at most %d", MaxAccounts))
 	}
-	if !(c.Rate > 0) || c.Rate > MaxRate {
-		bad("rate", fmt.Sprintf("must be a number of requests per second above 0, at most %d", MaxRate))
+	if len(c.Stages) > 0 {
+		f = append(f, c.validateStages()...)
+	} else {
+		if !(c.Rate > 0) || c.Rate > MaxRate {
+			bad("rate", fmt.Sprintf("must be a number of requests per second above 0, at most %d", MaxRate))
+		}
+		if !(c.DurationS > 0) || c.DurationS > MaxDurationS {
+			bad("duration_s", fmt.Sprintf("must be a number of seconds above 0, at most %d", MaxDurationS))
+		}
+		if !(c.RampUpS >= 0) || c.RampUpS > c.DurationS {
+			bad("ramp_up_s", "must be from 0 to duration_s")
+		}
 	}
-	if !(c.DurationS > 0) || c.DurationS > MaxDurationS {
-		bad("duration_s", fmt.Sprintf("must be a number of seconds above 0, at most %d", MaxDurationS))
+	if utf8.RuneCountInString(c.Name) > MaxNameLength || strings.ContainsFunc(c.Name, unicode.IsControl) {
+		bad("name", fmt.Sprintf("must be at most %d characters, none of them control characters", MaxNameLength))
 	}
-	if !(c.RampUpS >= 0) || c.RampUpS > c.DurationS {
-		bad("ramp_up_s", "must be from 0 to duration_s")
-	}
+	f = append(f, validateThresholds(c.Thresholds, c.DurationS)...)
 	if m := c.Mix; m != nil {
 		shares := []struct {
 			name string
@@ -150,17 +179,64 @@ func (c Config) Validate() error {
 	if len(f) > 0 {
 		return ledger.Invalid(f...)
 	}
-	if err := c.Schedule().Validate(); err != nil { // what the checks above missed, e.g. rounding
+	if _, err := c.Schedule(); err != nil { // what the checks above missed, e.g. rounding
 		return ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
 	}
 	return nil
 }
 
+// validateStages checks the stages and that rate and duration_s, if given, are their peak and
+// sum (WithDefaults sets them when left out).
+func (c Config) validateStages() []ledger.FieldError {
+	var f []ledger.FieldError
+	bad := func(field, msg string) { f = append(f, ledger.FieldError{Field: field, Message: msg}) }
+	if len(c.Stages) > MaxStages {
+		bad("stages", fmt.Sprintf("at most %d stages", MaxStages))
+		return f
+	}
+	peak, sum := 0.0, 0.0
+	for i, st := range c.Stages {
+		if !(st.DurationS > 0) || st.DurationS > MaxDurationS {
+			bad(fmt.Sprintf("stages[%d].duration_s", i), "must be a number of seconds above 0")
+		}
+		if !(st.Rate >= 0) || st.Rate > MaxRate {
+			bad(fmt.Sprintf("stages[%d].rate", i), fmt.Sprintf("must be a number of requests per second from 0 to %d", MaxRate))
+		}
+		peak, sum = max(peak, st.Rate), sum+st.DurationS
+	}
+	if len(f) > 0 {
+		return f
+	}
+	if c.RampUpS != 0 {
+		bad("ramp_up_s", "cannot be combined with stages: shape the ramp with a stage")
+	}
+	if c.Rate != peak {
+		bad("rate", "with stages, leave rate out (it is their peak) or give their peak")
+	}
+	if math.Abs(c.DurationS-sum) > 1e-9 {
+		bad("duration_s", "with stages, leave duration_s out (it is their sum) or give their sum")
+	}
+	if sum > MaxDurationS {
+		bad("stages", fmt.Sprintf("must last at most %d s in all", MaxDurationS))
+	}
+	if peak <= 0 {
+		bad("stages", "at least one stage must have a rate above 0")
+	}
+	return f
+}
+
 func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 
 // Schedule is the run's arrival schedule.
-func (c Config) Schedule() loadgen.Schedule {
-	return loadgen.Schedule{Rate: c.Rate, Duration: seconds(c.DurationS), RampUp: seconds(c.RampUpS)}
+func (c Config) Schedule() (loadgen.Schedule, error) {
+	if len(c.Stages) == 0 {
+		return loadgen.Constant(c.Rate, seconds(c.DurationS), seconds(c.RampUpS))
+	}
+	stages := make([]loadgen.Stage, len(c.Stages))
+	for i, st := range c.Stages {
+		stages[i] = loadgen.Stage{Duration: seconds(st.DurationS), Rate: st.Rate}
+	}
+	return loadgen.Stages(stages)
 }
 
 // ParseMix parses "transfer=0.8,deposit=0.1,withdrawal=0.1"; operations left out get 0.

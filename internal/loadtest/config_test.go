@@ -23,8 +23,8 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Connections != 50 {
 		t.Errorf("connections %d, want 50 at 500 req/s", c.Connections)
 	}
-	if s := c.Schedule(); s.Rate != 500 || s.Duration != 5*time.Second || s.RampUp != 0 {
-		t.Errorf("schedule %+v", s)
+	if s, err := c.Schedule(); err != nil || s.Peak() != 500 || s.Duration() != 5*time.Second || s.Total() != 2500 {
+		t.Errorf("schedule %+v, %v", s, err)
 	}
 	if c := (Config{Users: 1, Rate: 100_000, DurationS: 1}).WithDefaults(); c.Connections != 1024 {
 		t.Errorf("connections %d at 100000 req/s, want the cap 1024", c.Connections)

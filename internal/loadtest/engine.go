@@ -45,24 +45,24 @@ type account struct {
 	owner int // index in users
 }
 
-// Execution is one run's work: preparation, generation, settling and verification. The
-// service and the CLI drive it the same way.
+// Execution is one run: preparation, generation, settling and verification, and the run's
+// status through them (lifecycle.go). The service and the CLI both drive it with Execute.
 type Execution struct {
 	id     string
 	cfg    Config
+	sched  loadgen.Schedule // as configured; the runner holds it with rate changes
+	deps   ExecutionDeps
 	seed   uint64
 	admin  string
 	prep   *Processor // preparation and verification
 	gen    *Processor // the generated load, one connection per worker
 	prefix string
+	life   lifecycle
 
 	users    []NewUser
 	accounts []account
 	picker   *Picker
 	runner   atomic.Pointer[loadgen.Runner]
-
-	// Observe, if set, is told of every generated request as it completes (for metrics).
-	Observe func(op, outcome string, latency time.Duration)
 
 	step                                       atomic.Value // string
 	usersDone, accountsDone, depositsDone      atomic.Int64
@@ -73,16 +73,36 @@ type Execution struct {
 	ambiguousTotal                             atomic.Int64
 }
 
-// NewExecution prepares run id of cfg (validated, with defaults) against target.
-func NewExecution(id string, cfg Config, target Target) *Execution {
-	x := &Execution{
-		id: id, cfg: cfg, seed: cfg.Seed, admin: target.AdminToken, prefix: DescriptionPrefix(id),
-		prep: NewProcessor(target.URL, target.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout)),
-		gen:  NewProcessor(target.URL, target.AdminToken, loadgen.NewHTTPClient(cfg.Connections, requestTimeout)),
-	}
-	x.step.Store("users")
-	return x
+// ExecutionDeps is what an execution needs besides its configuration.
+type ExecutionDeps struct {
+	Target Target
+	// Analytics, if set, counts the run's transactions in analytics for the verification,
+	// which waits up to AnalyticsWait for the pipeline to catch up.
+	Analytics     AnalyticsCounter
+	AnalyticsWait time.Duration
+	// Observe, if set, is told of every generated request as it completes (for metrics).
+	Observe func(op, outcome string, latency time.Duration)
 }
+
+// NewExecution prepares run id of cfg (validated, with defaults); it starts with Execute.
+func NewExecution(id string, cfg Config, deps ExecutionDeps) (*Execution, error) {
+	sched, err := cfg.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	t := deps.Target
+	x := &Execution{
+		id: id, cfg: cfg, sched: sched, deps: deps, seed: cfg.Seed, admin: t.AdminToken, prefix: DescriptionPrefix(id),
+		prep: NewProcessor(t.URL, t.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout)),
+		gen:  NewProcessor(t.URL, t.AdminToken, loadgen.NewHTTPClient(cfg.Connections, requestTimeout)),
+	}
+	x.life.init(x)
+	x.step.Store("users")
+	return x, nil
+}
+
+// ID is the run's id.
+func (x *Execution) ID() string { return x.id }
 
 // Close releases the connections.
 func (x *Execution) Close() {
@@ -251,7 +271,7 @@ func (x *Execution) Generate(ctx context.Context, feed *loadgen.Feed) (loadgen.R
 		return loadgen.Result{}, errors.New("loadtest: generate before prepare")
 	}
 	x.picker = NewPicker(x.cfg, len(x.accounts), x.seed)
-	r, err := loadgen.NewRunner(loadgen.Config{Schedule: x.cfg.Schedule(), Workers: x.cfg.Connections, Feed: feed}, x.work)
+	r, err := loadgen.NewRunner(loadgen.Config{Schedule: x.sched, Workers: x.cfg.Connections, Feed: feed}, x.work)
 	if err != nil {
 		return loadgen.Result{}, err
 	}
@@ -321,13 +341,13 @@ func (x *Execution) work(ctx context.Context, seq uint64) loadgen.Outcome {
 		}
 		x.ambiguousMu.Unlock()
 	}
-	if x.Observe != nil {
-		if rec := x.runner.Load().Recorder(); rec != nil {
+	if observe := x.deps.Observe; observe != nil {
+		if r := x.runner.Load(); r != nil && r.Recorder() != nil {
 			outcome := a.Code
 			if outcome == "" {
 				outcome = loadgen.OutcomeOK
 			}
-			x.Observe(pk.Op, outcome, time.Since(rec.Start().Add(x.cfg.Schedule().At(seq))))
+			observe(pk.Op, outcome, time.Since(r.Recorder().Start().Add(r.Schedule().At(seq))))
 		}
 	}
 	return loadgen.Outcome{Op: pk.Op, Status: a.Status, Code: a.Code, TxID: a.TxID}
@@ -381,7 +401,8 @@ type AnalyticsCounter func(ctx context.Context, prefix string) (int64, error)
 // run's accounts hold what was seeded and deposited less what was withdrawn, and, when count is
 // set, the analytics hold every accepted transaction once the pipeline caught up (polled until
 // wait passes).
-func (x *Execution) Verify(ctx context.Context, count AnalyticsCounter, wait time.Duration) *Verification {
+func (x *Execution) Verify(ctx context.Context) *Verification {
+	count, wait := x.deps.Analytics, x.deps.AnalyticsWait
 	v := &Verification{Problems: []string{}, Ambiguous: x.ambiguousTotal.Load(), Unresolved: x.unresolved.Load()}
 	problem := func(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
 
@@ -469,63 +490,3 @@ func (x *Execution) balanceTotal(ctx context.Context) (int64, error) {
 	return total.Load(), err
 }
 
-// scheduledBy is the number of requests the schedule sends before offset d.
-func scheduledBy(s loadgen.Schedule, d time.Duration) uint64 {
-	total := s.Total()
-	return uint64(sort.Search(int(total), func(i int) bool { return s.At(uint64(i)) >= d }))
-}
-
-// Fill sets r's preparation progress, counters, latencies and rates from the execution so far,
-// or, given the generation's result, from the whole run.
-func (x *Execution) Fill(r *Run, res *loadgen.Result) {
-	r.Progress = x.Progress()
-	sched := x.cfg.Schedule()
-	r.TargetRate = sched.Rate
-	r.Scheduled = sched.Total()
-	runner := x.runner.Load()
-	if runner == nil || runner.Recorder() == nil {
-		return
-	}
-	var start, end time.Time
-	if res != nil {
-		r.fill(res.Summary, 0)
-		start, end = res.Started, res.Ended
-		r.LogDropped = res.Dropped
-	} else {
-		r.fill(runner.Summary(), runner.Progress().InFlight)
-		start, end = runner.Recorder().Start(), time.Now()
-	}
-	st := start.UTC()
-	r.StartedAt = &st
-	if res != nil {
-		en := end.UTC()
-		r.EndedAt = &en
-	}
-	el := end.Sub(start)
-	if el <= 0 {
-		return
-	}
-	r.AchievedRate = float64(r.Sent) / el.Seconds()
-	// What the schedule asked per second: over its whole length once it ran out (a generator
-	// that fell behind stretched the running phase, and the achieved rate shows it), else over
-	// the part of it until now or the stop.
-	if res != nil && !res.Stopped {
-		r.ScheduledRate = float64(r.Scheduled) / sched.Duration.Seconds()
-	} else if span := min(el, sched.Duration); span > 0 {
-		r.ScheduledRate = float64(scheduledBy(sched, span)) / span.Seconds()
-	}
-	r.Behind = el >= time.Second && (r.AchievedRatio() < 0.99 || r.SendLagMs.P99 > behindLagMs)
-}
-
-// Points is the per-second timeseries so far, times in UTC.
-func (x *Execution) Points() []loadgen.Point {
-	if r := x.runner.Load(); r != nil {
-		if pts := r.Points(); pts != nil {
-			for i := range pts {
-				pts[i].T = pts[i].T.UTC()
-			}
-			return pts
-		}
-	}
-	return []loadgen.Point{}
-}

@@ -1,13 +1,13 @@
-package loadtest
+package loadtest_test
 
 import (
 	"context"
-	"net/http"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"txn/internal/loadtest"
 	"txn/internal/testenv"
 )
 
@@ -18,29 +18,21 @@ func TestSettleResolvesLostAnswers(t *testing.T) {
 	p := testenv.StartProcessor(t, nil)
 	ctx := context.Background()
 	id := uuid.NewString()
-	cfg := Config{Users: 5, Rate: 1, DurationS: 1, InitialBalance: 10_000}.WithDefaults()
-	x := NewExecution(id, cfg, Target{URL: p.URL, AdminToken: p.AdminToken})
+	cfg := loadtest.Config{Users: 5, Rate: 1, DurationS: 1, InitialBalance: 10_000}.WithDefaults()
+	x, err := loadtest.NewExecution(id, cfg, loadtest.ExecutionDeps{Target: loadtest.Target{URL: p.URL, AdminToken: p.AdminToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer x.Close()
 	if err := x.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}
-	x.picker = NewPicker(cfg, len(x.accounts), x.seed)
-	applied := 0
-	for seq := range uint64(40) {
-		if seq%2 == 0 { // the request reached the processor, its answer did not come back
-			_, token, key, body := x.request(seq)
-			if a := x.gen.Send(ctx, token, key, body); a.Status == http.StatusCreated {
-				applied++
-			}
-		}
-		x.ambiguous = append(x.ambiguous, seq)
-		x.ambiguousTotal.Add(1)
-	}
+	applied := x.LoseAnswers(ctx, 40)
 	if applied == 0 {
 		t.Fatal("no request applied")
 	}
 	x.Settle(ctx)
-	v := x.Verify(ctx, nil, 0)
+	v := x.Verify(ctx)
 	if !v.OK || v.Ambiguous != 40 || v.Unresolved != 0 || !v.BalancesMatch || v.EventsInAnalytics != nil {
 		t.Fatalf("verification %+v", v)
 	}
@@ -50,7 +42,7 @@ func TestSettleResolvesLostAnswers(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	var n int64
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM transactions WHERE description LIKE $1", DescriptionPrefix(id)+"%").Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM transactions WHERE description LIKE $1", loadtest.DescriptionPrefix(id)+"%").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != v.Accepted || n <= int64(5+applied) {

@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,30 +17,37 @@ import (
 )
 
 // Live holds the state of runs in progress (Redis), so the API and UI read it cheaply and a
-// restarted service finds the run it was running. Documents are Run and Point JSON.
+// restarted service finds the run it was running.
 type Live interface {
-	// PutRun stores run id's document (unless nil); active marks it as the run in progress,
-	// and a run put inactive is no longer in progress (and its state may expire).
-	PutRun(ctx context.Context, id string, doc []byte, active bool) error
+	// PutRun stores the run's state; active marks it as the run in progress, and a run put
+	// inactive is no longer in progress (and its state may expire). A nil run only clears the
+	// mark of run id.
+	PutRun(ctx context.Context, id string, r *Run, active bool) error
 	// PutPoints stores points of run id by their second (0 is the first of the running phase).
-	PutPoints(ctx context.Context, id string, points map[int][]byte) error
-	// Run is run id's document; nil when there is none.
-	Run(ctx context.Context, id string) ([]byte, error)
+	PutPoints(ctx context.Context, id string, points map[int]loadgen.Point) error
+	// Run is run id's state; nil when there is none.
+	Run(ctx context.Context, id string) (*Run, error)
 	// Points are run id's points in order.
-	Points(ctx context.Context, id string) ([][]byte, error)
+	Points(ctx context.Context, id string) ([]loadgen.Point, error)
 	// Active is the id of the run in progress, "" when none.
 	Active(ctx context.Context) (string, error)
 }
 
-// History keeps every run (ClickHouse): one summary row per run, and its request log.
+// Record is a run as history keeps it.
+type Record struct {
+	Run          Run
+	Points       []loadgen.Point
+	Distribution []loadgen.Percentile
+}
+
+// History keeps every run (ClickHouse): its latest record, and its request log.
 type History interface {
-	// SaveRun stores the latest state of a run; timeseries is its points as a JSON array.
-	SaveRun(ctx context.Context, id, status string, createdAt time.Time, run, timeseries []byte) error
-	// RunDocs lists run documents newest first, those created before (before, beforeID) when
-	// before is not zero, with one of statuses when any are given.
-	RunDocs(ctx context.Context, statuses []string, before time.Time, beforeID string, limit int) ([][]byte, error)
-	// RunDoc is a run's document and timeseries; nil when there is no such run.
-	RunDoc(ctx context.Context, id string) (run, timeseries []byte, err error)
+	SaveRun(ctx context.Context, rec Record) error
+	// Runs lists runs newest first, those created before (before, beforeID) when before is
+	// not zero, with one of statuses when any are given.
+	Runs(ctx context.Context, statuses []string, before time.Time, beforeID string, limit int) ([]Run, error)
+	// Record is a run's latest record; nil when there is no such run.
+	Record(ctx context.Context, id string) (*Record, error)
 	InsertRequests(ctx context.Context, runID string, recs []loadgen.Record) error
 }
 
@@ -82,20 +88,19 @@ type Manager struct {
 
 // active is the run in progress.
 type active struct {
-	x      *Execution
-	base   context.Context // the service's lifetime
-	ctx    context.Context // base, also cancelled by a stop
-	cancel context.CancelFunc
-	stop   atomic.Bool
-
-	mu       sync.Mutex
-	run      Run // what the execution does not know: status, phase, error, verification
-	res      *loadgen.Result
-	logFails uint64
+	x        *Execution
+	logFails atomic.Uint64 // request log records the writer could not store
 
 	pubMu   sync.Mutex // serialises publications, so the newest state is written last
 	points  []loadgen.Point
 	started bool // history knows the run started
+}
+
+// snapshot is the run as it stands, with the request log's losses.
+func (a *active) snapshot() Run {
+	r := a.x.Snapshot()
+	r.LogDropped += a.logFails.Load()
+	return r
 }
 
 // NewManager returns a manager; Run starts it.
@@ -142,36 +147,38 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return fmt.Errorf("read the active run: %w", err)
 	}
 	if id != "" {
-		doc, err := m.d.Live.Run(ctx, id)
+		r, err := m.d.Live.Run(ctx, id)
 		if err != nil {
 			return fmt.Errorf("read the active run: %w", err)
 		}
-		var ts []byte
-		if pts, err := m.d.Live.Points(ctx, id); err == nil {
-			ts = joinArray(pts)
-		}
-		if doc != nil {
-			if err := m.interrupted(ctx, doc, ts); err != nil {
+		if r == nil {
+			if err := m.d.Live.PutRun(ctx, id, nil, false); err != nil { // just clear the mark
 				return err
 			}
-		} else if err := m.d.Live.PutRun(ctx, id, nil, false); err != nil { // just clear the mark
-			return err
+		} else {
+			pts, _ := m.d.Live.Points(ctx, id)
+			rec := Record{Run: *r, Points: pts}
+			if old, err := m.d.History.Record(ctx, id); err == nil && old != nil {
+				rec.Distribution = old.Distribution
+			}
+			if err := m.interrupted(ctx, rec); err != nil {
+				return err
+			}
 		}
 	}
-	docs, err := m.d.History.RunDocs(ctx, []string{StatusPreparing, StatusRunning}, time.Time{}, "", 1000)
+	runs, err := m.d.History.Runs(ctx, []string{StatusPreparing, StatusRunning}, time.Time{}, "", 1000)
 	if err != nil {
 		return fmt.Errorf("read unfinished runs: %w", err)
 	}
-	for _, doc := range docs {
-		var r Run
-		if json.Unmarshal(doc, &r) != nil || r.ID == id {
+	for _, r := range runs {
+		if r.ID == id {
 			continue // the active run, recorded above
 		}
-		_, ts, err := m.d.History.RunDoc(ctx, r.ID)
-		if err != nil {
+		rec, err := m.d.History.Record(ctx, r.ID)
+		if err != nil || rec == nil {
 			return err
 		}
-		if err := m.interrupted(ctx, doc, ts); err != nil {
+		if err := m.interrupted(ctx, *rec); err != nil {
 			return err
 		}
 	}
@@ -180,13 +187,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 
 // interrupted records a run that a previous process left unfinished as failed, or, if only its
 // verification was cut short, as done without one.
-func (m *Manager) interrupted(ctx context.Context, doc, ts []byte) error {
-	var r Run
-	if err := json.Unmarshal(doc, &r); err != nil {
-		return fmt.Errorf("decode run: %w", err)
-	}
+func (m *Manager) interrupted(ctx context.Context, rec Record) error {
+	r := &rec.Run
 	if r.Phase == PhaseDone && Terminal(r.Status) {
-		return m.save(ctx, r, ts, false)
+		return m.save(ctx, rec, false)
 	}
 	if !Terminal(r.Status) {
 		r.Error = fmt.Sprintf("interrupted: the loadtest service stopped while the run was %s", r.Status)
@@ -202,36 +206,21 @@ func (m *Manager) interrupted(ctx context.Context, doc, ts []byte) error {
 		r.EndedAt = &now
 	}
 	m.d.Log.Warn("marked an interrupted run", "run", r.ID, "status", r.Status)
-	return m.save(ctx, r, ts, false)
+	return m.save(ctx, rec, false)
 }
 
 // save writes a run to history and to the live state.
-func (m *Manager) save(ctx context.Context, r Run, ts []byte, live bool) error {
-	doc, err := json.Marshal(r)
-	if err != nil {
-		return err
+func (m *Manager) save(ctx context.Context, rec Record, live bool) error {
+	if rec.Points == nil {
+		rec.Points = []loadgen.Point{}
 	}
-	if ts == nil {
-		ts = []byte("[]")
+	if err := m.d.History.SaveRun(ctx, rec); err != nil {
+		return fmt.Errorf("save run %s: %w", rec.Run.ID, err)
 	}
-	if err := m.d.History.SaveRun(ctx, r.ID, r.Status, r.CreatedAt, doc, ts); err != nil {
-		return fmt.Errorf("save run %s: %w", r.ID, err)
-	}
-	if err := m.d.Live.PutRun(ctx, r.ID, doc, live); err != nil {
-		return fmt.Errorf("save run %s: %w", r.ID, err)
+	if err := m.d.Live.PutRun(ctx, rec.Run.ID, &rec.Run, live); err != nil {
+		return fmt.Errorf("save run %s: %w", rec.Run.ID, err)
 	}
 	return nil
-}
-
-func joinArray(items [][]byte) []byte {
-	out := []byte{'['}
-	for i, it := range items {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, it...)
-	}
-	return append(out, ']')
 }
 
 // Start begins a run of cfg (validated, with defaults) and returns its first state.
@@ -246,28 +235,28 @@ func (m *Manager) Start(cfg Config) (Run, error) {
 		m.mu.Unlock()
 		return Run{}, errConflict("run %s is in progress: one run at a time", id)
 	}
-	id := uuid.Must(uuid.NewV7()).String()
-	ctx, cancel := context.WithCancel(m.base)
-	a := &active{x: NewExecution(id, cfg, m.d.Target), base: m.base, ctx: ctx, cancel: cancel, run: Run{
-		ID: id, Status: StatusPreparing, Phase: PhasePreparing, Config: cfg,
-		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
-	}}
-	a.x.Observe = m.d.Metrics.observe
+	x, err := NewExecution(uuid.Must(uuid.NewV7()).String(), cfg, ExecutionDeps{
+		Target: m.d.Target, Analytics: m.d.Analytics, AnalyticsWait: m.d.AnalyticsWait, Observe: m.d.Metrics.observe})
+	if err != nil {
+		m.mu.Unlock()
+		return Run{}, ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
+	}
+	a := &active{x: x}
 	m.cur = a
 	m.wg.Add(1)
+	base := m.base
 	m.mu.Unlock()
 
 	pctx, pcancel := persistCtx()
 	defer pcancel()
 	r := a.snapshot()
-	if err := m.save(pctx, r, nil, true); err != nil {
+	if err := m.save(pctx, Record{Run: r}, true); err != nil {
 		m.release(a)
-		a.x.Close()
-		cancel()
+		x.Close()
 		m.d.Log.Error("cannot record a new run", "err", err)
 		return Run{}, ledger.Errorf(ledger.CodeUnavailable, "the run could not be recorded: %v", err)
 	}
-	go m.execute(a)
+	go m.execute(base, a)
 	return r, nil
 }
 
@@ -290,17 +279,10 @@ func (m *Manager) current(id string) *active {
 	return nil
 }
 
-// Stop asks run id to stop; it ends as stopped.
+// Stop asks run id to stop; it ends as stopped. 409 conflict when it is not running.
 func (m *Manager) Stop(ctx context.Context, id string) (Run, error) {
-	if a := m.current(id); a != nil {
-		a.mu.Lock()
-		running := !Terminal(a.run.Status)
-		a.mu.Unlock()
-		if running {
-			a.stop.Store(true)
-			a.cancel()
-			return a.snapshot(), nil
-		}
+	if a := m.current(id); a != nil && a.x.Stop() {
+		return a.snapshot(), nil
 	}
 	r, err := m.Get(ctx, id)
 	if err != nil {
@@ -309,47 +291,43 @@ func (m *Manager) Stop(ctx context.Context, id string) (Run, error) {
 	return Run{}, errConflict("run %s is already %s", id, r.Status)
 }
 
-func (a *active) snapshot() Run {
-	a.mu.Lock()
-	r := a.run
-	res := a.res
-	logFails := a.logFails
-	a.mu.Unlock()
-	a.x.Fill(&r, res)
-	r.LogDropped += logFails
-	if r.Errors == nil {
-		r.Errors = map[string]uint64{}
+// SetRate changes run id's rate from now on (PATCH /runs/{id}). 409 conflict when it is not
+// in its running phase, 404 when there is no such run.
+func (m *Manager) SetRate(ctx context.Context, id string, rate float64) (Run, error) {
+	if a := m.current(id); a != nil {
+		r, err := a.x.SetRate(rate)
+		if err == nil {
+			m.publish(a, r, true)
+			return r, nil
+		}
+		if !errors.Is(err, ErrNotRunning) {
+			return Run{}, ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
+		}
 	}
-	if r.ByOp == nil {
-		r.ByOp = []loadgen.Group{}
+	r, err := m.Get(ctx, id)
+	if err != nil {
+		return Run{}, err
 	}
-	return r
-}
-
-func (a *active) set(f func(r *Run)) {
-	a.mu.Lock()
-	f(&a.run)
-	a.mu.Unlock()
+	return Run{}, errConflict("run %s is %s, not running: its rate can change only while it runs", id, r.Status)
 }
 
 // publish writes the run's live state: its document and the points that changed since the
 // last time. history also records it in history, as transitions (and the start of the
 // running phase) do.
-func (m *Manager) publish(a *active, history bool) {
+func (m *Manager) publish(a *active, r Run, history bool) {
 	a.pubMu.Lock()
 	defer a.pubMu.Unlock()
 	ctx, cancel := persistCtx()
 	defer cancel()
-	r := a.snapshot()
+	r.LogDropped += a.logFails.Load()
 	if r.StartedAt != nil && !a.started {
 		history, a.started = true, true // the running phase began: history shows it
 	}
 	pts := a.x.Points()
-	changed := map[int][]byte{}
+	changed := map[int]loadgen.Point{}
 	for i, p := range pts {
-		if i >= len(a.points) || a.points[i] != p {
-			b, _ := json.Marshal(p)
-			changed[i] = b
+		if i >= len(a.points) || !samePoint(a.points[i], p) {
+			changed[i] = p
 		}
 	}
 	a.points = pts
@@ -361,116 +339,60 @@ func (m *Manager) publish(a *active, history bool) {
 	}
 	live := r.Phase != PhaseDone
 	if history {
-		ts, _ := json.Marshal(pts)
-		if err := m.save(ctx, r, ts, live); err != nil {
+		rec := Record{Run: r, Points: pts}
+		if !live {
+			rec.Distribution = a.x.Distribution()
+		}
+		if err := m.save(ctx, rec, live); err != nil {
 			m.d.Log.Error("cannot record the run", "run", r.ID, "err", err)
 		}
 		return
 	}
-	doc, _ := json.Marshal(r)
-	if err := m.d.Live.PutRun(ctx, r.ID, doc, live); err != nil {
+	if err := m.d.Live.PutRun(ctx, r.ID, &r, live); err != nil {
 		m.d.Log.Warn("cannot publish the live run", "run", r.ID, "err", err)
 	}
 }
 
-// execute drives a run through its phases.
-func (m *Manager) execute(a *active) {
+// samePoint reports whether a point is unchanged since it was last published.
+func samePoint(a, b loadgen.Point) bool {
+	return a.T.Equal(b.T) && a.Sent == b.Sent && a.Answered == b.Answered && a.OK == b.OK && a.Failed == b.Failed &&
+		a.InFlight == b.InFlight && a.Late == b.Late && a.Target == b.Target
+}
+
+// execute drives a run through its lifecycle, publishing it as it goes.
+func (m *Manager) execute(base context.Context, a *active) {
 	defer m.release(a)
 	defer a.x.Close()
-	defer a.cancel()
 	log := m.d.Log.With("run", a.x.id)
-	tick := time.NewTicker(time.Second)
-	done := make(chan struct{})
-	go func() {
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				m.publish(a, false)
-			}
-		}
-	}()
-	defer close(done)
-
-	// interruption names what cut the run short: a stop, or the service shutting down.
-	interruption := func() (status, msg string) {
-		if a.stop.Load() {
-			return StatusStopped, ""
-		}
-		return StatusFailed, "interrupted: the loadtest service shut down"
-	}
-	finish := func(status, msg string) {
-		now := time.Now().UTC()
-		a.set(func(r *Run) {
-			r.Status, r.Error, r.Phase = status, msg, PhaseDone
-			if r.EndedAt == nil {
-				r.EndedAt = &now
-			}
-		})
-		m.d.Metrics.runs.WithLabelValues(status).Inc()
-		m.publish(a, true)
-		log.Info("run ended", "status", status, "err", msg)
-	}
-
-	log.Info("preparing", "users", a.x.cfg.Users, "accounts", a.x.cfg.Users*a.x.cfg.AccountsPerUser)
-	if err := a.x.Prepare(a.ctx); err != nil {
-		if a.ctx.Err() != nil {
-			finish(interruption())
-		} else {
-			finish(StatusFailed, "preparation failed: "+err.Error())
-		}
-		return
-	}
-	if a.ctx.Err() != nil {
-		finish(interruption())
-		return
-	}
-
-	a.set(func(r *Run) { r.Status, r.Phase = StatusRunning, PhaseRunning })
 	feed := loadgen.NewFeed(m.d.LogBuffer)
-	logged := make(chan uint64, 1)
-	go func() { logged <- m.writeLog(a.x.id, feed) }()
-	log.Info("running", "rate", a.x.cfg.Rate, "duration_s", a.x.cfg.DurationS)
-	res, err := a.x.Generate(a.ctx, feed)
-	if err != nil {
-		feed.Close()
-		<-logged
-		finish(StatusFailed, "generation failed: "+err.Error())
-		return
-	}
-	logFails := <-logged
-	status, msg := StatusCompleted, ""
-	if res.Stopped {
-		status, msg = interruption()
-	}
-	a.mu.Lock()
-	a.res, a.logFails = &res, logFails
-	a.run.Status, a.run.Error = status, msg
-	a.mu.Unlock()
-	if status == StatusFailed {
-		finish(status, msg)
-		return
-	}
-	m.d.Metrics.runs.WithLabelValues(status).Inc()
-	a.set(func(r *Run) { r.Phase = PhaseVerifying })
-	m.publish(a, true)
-
-	// Verification is not cut short by a stop, only by the shutdown.
-	vctx := a.base
-	a.x.Settle(vctx)
-	v := a.x.Verify(vctx, m.d.Analytics, m.d.AnalyticsWait)
-	a.set(func(r *Run) {
-		r.Phase = PhaseDone
-		if vctx.Err() != nil {
-			r.Error = "verification interrupted: the loadtest service shut down"
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		a.logFails.Store(m.writeLog(a.x.id, feed))
+	}()
+	last := ""
+	final := a.x.Execute(base, feed, func(r Run, transition bool) {
+		if !transition {
+			m.publish(a, r, false)
 			return
 		}
-		r.Verification = v
+		if r.Status != last && Terminal(r.Status) {
+			m.d.Metrics.runs.WithLabelValues(r.Status).Inc()
+		}
+		if r.Status != last || r.Phase == PhaseDone {
+			log.Info("run "+r.Phase, "status", r.Status, "err", r.Error, "abort_reason", r.AbortReason)
+		}
+		last = r.Status
+		if r.Phase == PhaseDone {
+			feed.Close() // the runner closed it if it ran; a run that never sent closes it here
+			<-logged
+			r.LogDropped = a.x.Snapshot().LogDropped
+		}
+		m.publish(a, r, true)
 	})
-	m.publish(a, true)
-	log.Info("run verified", "status", status, "ok", v.OK, "problems", v.Problems)
+	if v := final.Verification; v != nil {
+		log.Info("run verified", "status", final.Status, "ok", v.OK, "problems", v.Problems)
+	}
 }
 
 // writeLog writes the request log in batches until the feed closes, and returns how many
@@ -513,81 +435,90 @@ func (m *Manager) writeLog(runID string, feed *loadgen.Feed) (failed uint64) {
 	}
 }
 
-// Get is run id's latest state: live while in progress, else from history.
+// Get is run id's latest state: live while in progress, else from history. 404 not_found.
 func (m *Manager) Get(ctx context.Context, id string) (Run, error) {
-	doc, err := m.doc(ctx, id)
-	if err != nil {
-		return Run{}, err
-	}
-	var r Run
-	if err := json.Unmarshal(doc, &r); err != nil {
-		return Run{}, fmt.Errorf("decode run %s: %w", id, err)
-	}
-	return r, nil
-}
-
-// doc is run id's document as stored: Redis first (the run in progress and recent ones), the
-// memory of this process when Redis fails, then history.
-func (m *Manager) doc(ctx context.Context, id string) ([]byte, error) {
-	doc, err := m.d.Live.Run(ctx, id)
-	if err == nil && doc != nil {
-		return doc, nil
+	r, err := m.d.Live.Run(ctx, id)
+	if err == nil && r != nil {
+		return *r, nil
 	}
 	if err != nil {
 		if a := m.current(id); a != nil {
-			return json.Marshal(a.snapshot())
+			return a.snapshot(), nil // Redis is down: this process knows
 		}
 		m.d.Log.Warn("live state unavailable", "err", err)
 	}
-	doc, _, err = m.d.History.RunDoc(ctx, id)
+	rec, err := m.d.History.Record(ctx, id)
 	if err != nil {
-		return nil, err
+		return Run{}, err
 	}
-	if doc == nil {
-		return nil, errNotFound(id)
+	if rec == nil {
+		return Run{}, errNotFound(id)
 	}
-	return doc, nil
+	return rec.Run, nil
 }
 
-// Timeseries is run id's points as a JSON array.
-func (m *Manager) Timeseries(ctx context.Context, id string) ([]byte, error) {
-	doc, err := m.d.Live.Run(ctx, id)
-	if err == nil && doc != nil {
-		pts, err := m.d.Live.Points(ctx, id)
-		if err == nil {
-			return joinArray(pts), nil
+// Timeseries is run id's points. 404 not_found.
+func (m *Manager) Timeseries(ctx context.Context, id string) ([]loadgen.Point, error) {
+	if r, err := m.d.Live.Run(ctx, id); err == nil && r != nil {
+		if pts, err := m.d.Live.Points(ctx, id); err == nil {
+			return pts, nil
 		}
 	}
 	if a := m.current(id); a != nil {
-		return json.Marshal(a.x.Points())
+		return a.x.Points(), nil
 	}
-	doc, ts, err := m.d.History.RunDoc(ctx, id)
+	rec, err := m.d.History.Record(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if doc == nil {
+	if rec == nil {
 		return nil, errNotFound(id)
 	}
-	return ts, nil
+	return rec.Points, nil
+}
+
+// Histogram is run id's latency distribution (empty before any answer). 404 not_found.
+func (m *Manager) Histogram(ctx context.Context, id string) ([]loadgen.Percentile, error) {
+	if a := m.current(id); a != nil {
+		return a.x.Distribution(), nil
+	}
+	rec, err := m.d.History.Record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, errNotFound(id)
+	}
+	return rec.Distribution, nil
+}
+
+// Record is all that is known of run id: state, timeseries and distribution. 404 not_found.
+func (m *Manager) Record(ctx context.Context, id string) (Record, error) {
+	r, err := m.Get(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	pts, err := m.Timeseries(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	dist, err := m.Histogram(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Run: r, Points: pts, Distribution: dist}, nil
 }
 
 // List is a page of runs newest first, from history, with the run in progress as it is live.
-func (m *Manager) List(ctx context.Context, limit int, cursor string) (docs [][]byte, next string, err error) {
+// 400 validation_failed for a cursor it did not give.
+func (m *Manager) List(ctx context.Context, limit int, cursor string) (runs []Run, next string, err error) {
 	before, beforeID, err := decodeCursor(cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	hist, err := m.d.History.RunDocs(ctx, nil, before, beforeID, limit+1)
+	runs, err = m.d.History.Runs(ctx, nil, before, beforeID, limit+1)
 	if err != nil {
 		return nil, "", err
-	}
-	runs := make([]Run, 0, len(hist)+1)
-	for _, doc := range hist {
-		var r Run
-		if err := json.Unmarshal(doc, &r); err != nil {
-			return nil, "", fmt.Errorf("decode run: %w", err)
-		}
-		runs = append(runs, r)
 	}
 	// The run in progress: newer than any in history, so only on the first page.
 	if cursor == "" {
@@ -620,14 +551,7 @@ func (m *Manager) List(ctx context.Context, limit int, cursor string) (docs [][]
 		last := uniq[limit-1]
 		next = encodeCursor(last.CreatedAt, last.ID)
 	}
-	for _, r := range uniq {
-		doc, err := json.Marshal(r)
-		if err != nil {
-			return nil, "", err
-		}
-		docs = append(docs, doc)
-	}
-	return docs, next, nil
+	return uniq, next, nil
 }
 
 func (m *Manager) curRun() *active {
@@ -656,9 +580,10 @@ func (m *Manager) DeleteData(ctx context.Context, id string) (CleanupResult, err
 		return res, ledger.Errorf(ledger.CodeUnavailable, "cleanup failed: %v", err)
 	}
 	r.Cleanup = &res
-	_, ts, err := m.d.History.RunDoc(ctx, id)
-	if err == nil {
-		err = m.save(ctx, r, ts, false)
+	rec, err := m.d.History.Record(ctx, id)
+	if err == nil && rec != nil {
+		rec.Run = r
+		err = m.save(ctx, *rec, false)
 	}
 	if err != nil {
 		m.d.Log.Warn("cannot record the cleanup", "run", id, "err", err)

@@ -7,12 +7,13 @@ import (
 	"txn/internal/loadgen"
 )
 
-// Run statuses (API.md): preparing → running → completed | stopped | failed.
+// Run statuses (API.md): preparing → running → completed | stopped | aborted | failed.
 const (
 	StatusPreparing = "preparing"
 	StatusRunning   = "running"
 	StatusCompleted = "completed"
 	StatusStopped   = "stopped"
+	StatusAborted   = "aborted" // a threshold with abort broke
 	StatusFailed    = "failed"
 )
 
@@ -27,12 +28,13 @@ const (
 
 // Terminal reports whether status is final.
 func Terminal(status string) bool {
-	return status == StatusCompleted || status == StatusStopped || status == StatusFailed
+	return status == StatusCompleted || status == StatusStopped || status == StatusAborted || status == StatusFailed
 }
 
 // Run is a load test run as the API shows it (API.md, "Loadtest").
 type Run struct {
 	ID        string     `json:"id"`
+	Name      string     `json:"name"`
 	Status    string     `json:"status"`
 	Phase     string     `json:"phase"`
 	Config    Config     `json:"config"`
@@ -40,6 +42,10 @@ type Run struct {
 	StartedAt *time.Time `json:"started_at"`
 	EndedAt   *time.Time `json:"ended_at"`
 	Error     string     `json:"error,omitempty"` // why it failed
+	// AbortReason names the threshold that ended an aborted run and what it observed.
+	AbortReason string `json:"abort_reason,omitempty"`
+	// Thresholds are the config's, each with what was observed and whether it passed.
+	Thresholds []Threshold `json:"thresholds"`
 
 	Progress *Progress `json:"progress"` // preparation
 
@@ -59,15 +65,17 @@ type Run struct {
 	AchievedRate float64 `json:"achieved_rate"`
 	// ScheduledRate is what the schedule asks per second of the running phase on average
 	// (the target rate, less during a ramp-up); Behind says the generator did not keep up with
-	// it: it achieved under 99 % of it, or over 1 % of the sends left more than 10 ms late.
-	ScheduledRate float64         `json:"scheduled_rate"`
-	Behind        bool            `json:"behind"`
-	LatencyMs     loadgen.Latency `json:"latency_ms"`
-	SendLagMs     loadgen.Latency `json:"send_lag_ms"` // scheduled time to actual send
-	ByOp          []loadgen.Group `json:"by_op"`       // latency by operation and outcome
-	LogDropped    uint64          `json:"log_dropped"` // request log records lost (buffer full or store down)
-	Verification  *Verification   `json:"verification"`
-	Cleanup       *CleanupResult  `json:"cleanup"`
+	// it: it achieved under 99 % of it.
+	ScheduledRate float64 `json:"scheduled_rate"`
+	Behind        bool    `json:"behind"`
+	// BehindDetail says by how much the generator fell short and the likely cause.
+	BehindDetail string          `json:"behind_detail,omitempty"`
+	LatencyMs    loadgen.Latency `json:"latency_ms"`
+	SendLagMs    loadgen.Latency `json:"send_lag_ms"` // scheduled time to actual send
+	ByOp         []loadgen.Group `json:"by_op"`       // latency by operation and outcome
+	LogDropped   uint64          `json:"log_dropped"` // request log records lost (buffer full or store down)
+	Verification *Verification   `json:"verification"`
+	Cleanup      *CleanupResult  `json:"cleanup"`
 }
 
 // Progress is how far preparation got.

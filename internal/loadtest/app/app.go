@@ -101,8 +101,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 const usage = `Usage:
   loadtest [serve]     the loadtest service: API and web UI on LOADTEST_ADDR (default 127.0.0.1:8001)
-  loadtest run [flags] one run against PROCESSOR_URL with TXN_ADMIN_TOKEN, no store needed;
-                       exits 1 when a threshold is broken or verification fails (see loadtest run -h)
+  loadtest run [flags] one run against PROCESSOR_URL with TXN_ADMIN_TOKEN, no store needed; exits 0
+                       when it passed, 1 when a threshold broke or verification failed, 2 on bad
+                       usage, 3 when the run failed (see loadtest run -h)
   loadtest audit RUN   a run's transactions in PostgreSQL compared one by one with their analytics
                        rows, activity items and notifications; exits 1 on any difference
 `
@@ -133,7 +134,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	defer rdb.Close()
-	live := &liveStore{rdb: rdb, prefix: cfg.RedisPrefix + "loadtest:", ttl: cfg.LiveTTL}
+	live := redis.NewLoadtestLive(rdb, cfg.RedisPrefix+"loadtest:", cfg.LiveTTL)
 
 	var ch *clickhouse.Store
 	var hist *clickhouse.LoadtestHistory

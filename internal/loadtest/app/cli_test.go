@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"txn/internal/loadtest"
 	"txn/internal/testenv"
@@ -34,8 +37,11 @@ func TestCLIExitsNonZeroWhenAThresholdBreaks(t *testing.T) {
 	code, out, errOut := runCLI(t, p, "--users", "20", "--rate", "200", "--duration", "2s", "--max-p99", "0.001ms",
 		"--mix", "transfer=0.8,deposit=0.1,withdrawal=0.1")
 	t.Logf("stdout:\n%s", out)
-	if code != 1 || !strings.Contains(out, "FAIL: p99 latency") || strings.Contains(out, "verify    FAILED") {
+	if code != 1 || !strings.Contains(out, "FAIL: threshold p99_ms < 0.001: observed") || !strings.Contains(out, "verification .... ok") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if !strings.Contains(out, "✗ p99_ms < 0.001") || strings.Contains(out, "PASS") {
+		t.Errorf("the summary does not list the broken threshold, or says PASS")
 	}
 	// The run's data is purged unless --keep.
 	var users struct{ Data []any }
@@ -64,6 +70,14 @@ func TestCLIPassesAndKeeps(t *testing.T) {
 		!run.Verification.OK || run.Verification.EventsInAnalytics != nil || run.Cleanup != nil {
 		t.Errorf("run: %s", out)
 	}
+	if len(run.Thresholds) != 3 {
+		t.Fatalf("--json holds %d thresholds, want 3", len(run.Thresholds))
+	}
+	for _, th := range run.Thresholds {
+		if th.Passed == nil || !*th.Passed || th.Observed == nil {
+			t.Errorf("threshold %s: passed %v, observed %v; want judged and passed", th, th.Passed, th.Observed)
+		}
+	}
 	var users struct{ Data []any }
 	p.Client(p.AdminToken).Must(t, 200, "GET", "/users?tag="+run.ID, nil).JSON(t, &users)
 	if len(users.Data) != 10 {
@@ -73,9 +87,69 @@ func TestCLIPassesAndKeeps(t *testing.T) {
 
 func TestCLIUsage(t *testing.T) {
 	p := testenv.StartProcessor(t, nil)
-	for _, args := range [][]string{{"--users", "0"}, {"--mix", "transfer=2"}, {"--max-error-rate", "5"}, {"--bogus"}} {
+	for _, args := range [][]string{{"--users", "0"}, {"--mix", "transfer=2"}, {"--max-error-rate", "5"}, {"--bogus"},
+		{"--threshold", "p99_ms>5"}, {"--threshold", "p99_ms<5,window=1h"}, {"--stage", "10s"}, {"--stage", "1s:10", "--ramp-up", "1s"}} {
 		if code, _, errOut := runCLI(t, p, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2: %s", args, code, errOut)
 		}
 	}
+}
+
+func TestCLIFailedRun(t *testing.T) {
+	p := testenv.StartProcessor(t, nil)
+	cmd := exec.Command(testenv.Binary(t, "loadtest"), "run", "--users", "2", "--rate", "10", "--duration", "1s")
+	cmd.Env = append(cmd.Environ(), "PROCESSOR_URL="+p.URL, "TXN_ADMIN_TOKEN=not-the-token")
+	out, _ := cmd.Output()
+	t.Run("a run that cannot prepare exits 3", func(t *testing.T) {
+		if code := cmd.ProcessState.ExitCode(); code != 3 {
+			t.Errorf("exit %d, want 3", code)
+		}
+	})
+	t.Run("its summary says why and never PASS", func(t *testing.T) {
+		if !strings.Contains(string(out), "FAIL: the run failed: preparation failed") || strings.Contains(string(out), "PASS") {
+			t.Errorf("summary:\n%s", out)
+		}
+	})
+}
+
+func TestCLIAbortStagesAndReport(t *testing.T) {
+	p := testenv.StartProcessor(t, nil)
+	report := filepath.Join(t.TempDir(), "run.html")
+	// A latency nobody reaches, judged over 1-second windows with abort: the run ends after
+	// its first whole second of 4.
+	code, out, errOut := runCLI(t, p, "--users", "10", "--stage", "1s:100", "--stage", "3s:100",
+		"--threshold", "p50_ms<0.001,window=1s,abort", "--report", report, "--json")
+	var run loadtest.Run
+	if err := json.Unmarshal([]byte(out), &run); err != nil {
+		t.Fatalf("%v: %s\n%s", err, out, errOut)
+	}
+	t.Run("a broken abort threshold ends the run as aborted, exit 1", func(t *testing.T) {
+		if code != 1 || run.Status != loadtest.StatusAborted || !strings.Contains(run.AbortReason, "p50_ms < 0.001 over 1 s") {
+			t.Errorf("exit %d, status %s, abort reason %q", code, run.Status, run.AbortReason)
+		}
+		if run.Sent >= run.Scheduled || run.EndedAt.Sub(*run.StartedAt) > 3*time.Second {
+			t.Errorf("sent %d of %d in %v: the run was not cut short", run.Sent, run.Scheduled, run.EndedAt.Sub(*run.StartedAt))
+		}
+	})
+	t.Run("an aborted run is still verified", func(t *testing.T) {
+		if v := run.Verification; v == nil || !v.OK {
+			t.Errorf("verification %+v", run.Verification)
+		}
+	})
+	t.Run("stages give the rate and duration", func(t *testing.T) {
+		if run.Config.Rate != 100 || run.Config.DurationS != 4 || run.Scheduled != 350 {
+			t.Errorf("rate %v, duration %v, scheduled %d; want 100, 4, 350", run.Config.Rate, run.Config.DurationS, run.Scheduled)
+		}
+	})
+	t.Run("the report is written, self-contained", func(t *testing.T) {
+		b, err := os.ReadFile(report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		html := string(b)
+		if !strings.Contains(html, run.ID) || !strings.Contains(html, "<svg") || strings.Contains(html, "http://") ||
+			strings.Contains(html, "https://") || strings.Contains(html, "<script") {
+			t.Errorf("report of %d bytes is not a self-contained page for the run", len(b))
+		}
+	})
 }
