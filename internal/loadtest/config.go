@@ -45,11 +45,11 @@ type Config struct {
 	DurationS       float64 `json:"duration_s"` // running phase, ramp-up included; with stages, their sum
 	RampUpS         float64 `json:"ramp_up_s"`
 	// Stages, when given, shape the rate instead of rate, duration_s and ramp_up_s.
-	Stages     []Stage     `json:"stages,omitempty"`
-	Thresholds []Threshold `json:"thresholds,omitempty"`
-	Mix             *Mix    `json:"mix"`
-	InitialBalance  int64   `json:"initial_balance"` // seeded into every account, minor units
-	Currency        string  `json:"currency"`
+	Stages         []Stage     `json:"stages,omitempty"`
+	Thresholds     []Threshold `json:"thresholds,omitempty"`
+	Mix            *Mix        `json:"mix"`
+	InitialBalance int64       `json:"initial_balance"` // seeded into every account, minor units
+	Currency       string      `json:"currency"`
 	// MaxAmount bounds each generated amount (uniform in [1, MaxAmount]); default
 	// InitialBalance/100, so an account makes on the order of a hundred debits before it runs dry.
 	MaxAmount int64 `json:"max_amount"`

@@ -489,4 +489,3 @@ func (x *Execution) balanceTotal(ctx context.Context) (int64, error) {
 	err := g.Wait()
 	return total.Load(), err
 }
-

@@ -226,6 +226,7 @@ func writeReport(path string, rec loadtest.Record) error {
 	}
 	return f.Close()
 }
+
 // progressPrinter writes a run's progress once a second: preparation, then what was sent in
 // the last second, elapsed time and what is left.
 type progressPrinter struct {
