@@ -83,7 +83,8 @@ type Manager struct {
 	closing bool
 	wg      sync.WaitGroup
 
-	cleanMu sync.Mutex
+	cleanMu  sync.Mutex
+	cleanups map[string]*cleanupJob // by run id, while they run
 }
 
 // active is the run in progress.
@@ -117,7 +118,7 @@ func NewManager(d Deps) *Manager {
 	if d.AnalyticsWait <= 0 {
 		d.AnalyticsWait = 60 * time.Second
 	}
-	return &Manager{d: d, proc: NewProcessor(d.Target.URL, d.Target.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout))}
+	return &Manager{d: d, cleanups: map[string]*cleanupJob{}, proc: NewProcessor(d.Target.URL, d.Target.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout))}
 }
 
 // Run takes runs until ctx ends (call Recover first); a run still in progress then fails as
@@ -560,33 +561,89 @@ func (m *Manager) curRun() *active {
 	return m.cur
 }
 
-// DeleteData removes run id's users, accounts and transactions and their read models.
+// cleanupJob is a run's data deletion under way: it runs on its own, outliving the request
+// that started it, and records its progress on the run.
+type cleanupJob struct {
+	done chan struct{}
+	res  CleanupResult
+	err  error
+}
+
+// DeleteData removes run id's users, accounts and transactions and their read models, and
+// returns what it removed. The deletion is a job of the service: a request that goes away
+// (a closed tab) leaves it running, a second request waits for the same job, and the run
+// shows its progress in "cleanup". 409 conflict while the run is in progress or when its
+// users share transactions with others; 503 unavailable when a store fails.
 func (m *Manager) DeleteData(ctx context.Context, id string) (CleanupResult, error) {
 	if a := m.current(id); a != nil {
 		return CleanupResult{}, errConflict("run %s is in progress: stop it and wait for it to end first", id)
 	}
-	r, err := m.Get(ctx, id)
-	if err != nil {
+	if _, err := m.Get(ctx, id); err != nil {
 		return CleanupResult{}, err
 	}
 	m.cleanMu.Lock()
-	defer m.cleanMu.Unlock()
-	res, err := Cleanup(ctx, m.proc, id, m.d.Cleaners)
-	if err != nil {
-		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.Status == 409 {
-			return res, errConflict("%v", err)
+	job := m.cleanups[id]
+	if job == nil {
+		job = &cleanupJob{done: make(chan struct{})}
+		m.cleanups[id] = job
+		m.mu.Lock()
+		base := m.base
+		m.mu.Unlock()
+		if base == nil {
+			base = context.Background()
 		}
-		return res, ledger.Errorf(ledger.CodeUnavailable, "cleanup failed: %v", err)
+		m.wg.Add(1) // shutdown waits for the job to record how far it got
+		go m.runCleanup(base, id, job)
 	}
-	r.Cleanup = &res
-	rec, err := m.d.History.Record(ctx, id)
-	if err == nil && rec != nil {
-		rec.Run = r
-		err = m.save(ctx, *rec, false)
+	m.cleanMu.Unlock()
+	select {
+	case <-job.done:
+	case <-ctx.Done():
+		return CleanupResult{}, ctx.Err()
 	}
-	if err != nil {
-		m.d.Log.Warn("cannot record the cleanup", "run", id, "err", err)
+	if job.err != nil {
+		var apiErr *APIError
+		if errors.As(job.err, &apiErr) && apiErr.Status == 409 {
+			return job.res, errConflict("%v", job.err)
+		}
+		return job.res, ledger.Errorf(ledger.CodeUnavailable, "cleanup failed: %v", job.err)
 	}
-	return res, nil
+	return job.res, nil
+}
+
+// runCleanup deletes run id's data, recording each step on the run.
+func (m *Manager) runCleanup(ctx context.Context, id string, job *cleanupJob) {
+	defer m.wg.Done()
+	defer func() {
+		m.cleanMu.Lock()
+		delete(m.cleanups, id)
+		m.cleanMu.Unlock()
+		close(job.done)
+	}()
+	started := time.Now().UTC()
+	record := func(c CleanupResult) {
+		pctx, cancel := persistCtx()
+		defer cancel()
+		rec, err := m.d.History.Record(pctx, id)
+		if err == nil && rec != nil {
+			rec.Run.Cleanup = &c
+			err = m.save(pctx, *rec, false)
+		}
+		if err != nil {
+			m.d.Log.Warn("cannot record the cleanup", "run", id, "err", err)
+		}
+	}
+	progress := func(step string) {
+		record(CleanupResult{Status: CleanupRunning, Step: step, StartedAt: started})
+	}
+	progress("listing the run's users")
+	job.res, job.err = Cleanup(ctx, m.proc, id, m.d.Cleaners, progress)
+	job.res.StartedAt = started
+	if job.err != nil {
+		job.res.Status, job.res.Error = CleanupFailed, job.err.Error()
+		m.d.Log.Warn("cleanup failed", "run", id, "err", job.err)
+	} else {
+		job.res.Status = CleanupDone
+	}
+	record(job.res)
 }

@@ -116,8 +116,19 @@ type Verification struct {
 	CheckedAt       time.Time `json:"checked_at"`
 }
 
-// CleanupResult is what DELETE /runs/{id}/data removed.
+// Cleanup statuses: a run's data deletion runs as a job of the service.
+const (
+	CleanupRunning = "running"
+	CleanupDone    = "done"
+	CleanupFailed  = "failed"
+)
+
+// CleanupResult is what DELETE /runs/{id}/data removed, or how far it got.
 type CleanupResult struct {
+	Status    string    `json:"status"`
+	Step      string    `json:"step,omitempty"`  // what a running job is doing
+	Error     string    `json:"error,omitempty"` // why a failed one failed; repeat the DELETE to resume
+	StartedAt time.Time `json:"started_at"`
 	ledger.PurgeResult
 	Activities    int64     `json:"activities"`
 	Notifications *int64    `json:"notifications"` // null when the inbox cannot be cleaned

@@ -67,7 +67,7 @@ func render(t *testing.T, d Data) string {
 	return b.String()
 }
 
-func TestRender(t *testing.T) {
+func TestRenderStructure(t *testing.T) {
 	t.Run("output parses as HTML with one html, head, body and the sections in order", func(t *testing.T) {
 		out := render(t, sample(600))
 		doc, err := html.Parse(strings.NewReader(out))
@@ -92,7 +92,9 @@ func TestRender(t *testing.T) {
 			t.Errorf("%d charts drawn, want 5 (throughput, in flight, latency, distribution, errors)", svgs)
 		}
 	})
+}
 
+func TestRenderSelfContained(t *testing.T) {
 	t.Run("nothing refers to another URL: no script, link, src or href but # anchors", func(t *testing.T) {
 		out := render(t, sample(600))
 		for _, s := range []string{"http://", "https://", "url(", "@import", "javascript:"} {
@@ -122,7 +124,9 @@ func TestRender(t *testing.T) {
 			}
 		}
 	})
+}
 
+func TestRenderEscapes(t *testing.T) {
 	t.Run("user strings are escaped", func(t *testing.T) {
 		d := sample(60)
 		d.Run.Name = `<script>alert(1)</script>`
@@ -150,7 +154,9 @@ func TestRender(t *testing.T) {
 			t.Error(`the title is not "Run run-7f3a"`)
 		}
 	})
+}
 
+func TestVerdict(t *testing.T) {
 	t.Run("completed, every threshold passed and verification ok: passed", func(t *testing.T) {
 		d := sample(60)
 		d.Run.Thresholds[0].Passed = ptr(true)
@@ -214,7 +220,9 @@ func TestRender(t *testing.T) {
 			}
 		}
 	})
+}
 
+func TestRenderContent(t *testing.T) {
 	t.Run("the notice shows only when the generator fell behind", func(t *testing.T) {
 		d := sample(10)
 		if strings.Contains(render(t, d), `class="notice"`) {
@@ -254,16 +262,21 @@ func TestRender(t *testing.T) {
 			t.Error("the errors table lacks http_503 with 1,200")
 		}
 	})
+}
 
-	edge := map[string]func() Data{
-		"0 points": func() Data {
+func TestRenderEdgeCases(t *testing.T) {
+	edge := []struct {
+		name string
+		data func() Data
+	}{
+		{"0 points", func() Data {
 			d := sample(0)
 			d.Percentiles = nil
 			return d
-		},
-		"1 point":      func() Data { return sample(1) },
-		"3,600 points": func() Data { return sample(3600) },
-		"all zero values": func() Data {
+		}},
+		{"1 point", func() Data { return sample(1) }},
+		{"3,600 points", func() Data { return sample(3600) }},
+		{"all zero values", func() Data {
 			d := sample(30)
 			for i := range d.Points {
 				d.Points[i] = Point{T: d.Points[i].T}
@@ -271,27 +284,27 @@ func TestRender(t *testing.T) {
 			d.Run = Run{ID: "z", Status: "completed"}
 			d.Percentiles = []Percentile{{0, 0}, {50, 0}, {100, 0}}
 			return d
-		},
-		"huge and invalid values": func() Data {
+		}},
+		{"huge and invalid values", func() Data {
 			d := sample(30)
 			d.Points[3].MaxMs, d.Points[4].Rate, d.Points[5].P99Ms = math.MaxFloat64, math.Inf(1), math.NaN()
 			d.Points[6].InFlight, d.Run.Sent = math.MaxUint64, math.MaxUint64
 			d.Run.Latency.Max, d.Run.ErrorRate = math.Inf(1), math.NaN()
 			d.Percentiles = append(d.Percentiles, Percentile{99.9999, 1e300}, Percentile{math.NaN(), 1})
 			return d
-		},
-		"times missing": func() Data {
+		}},
+		{"times missing", func() Data {
 			d := sample(20)
 			for i := range d.Points {
 				d.Points[i].T = time.Time{}
 			}
 			d.Run.StartedAt, d.Run.EndedAt = nil, nil
 			return d
-		},
+		}},
 	}
-	for name, mk := range edge {
-		t.Run(name+" renders without NaN or Inf", func(t *testing.T) {
-			out := render(t, mk())
+	for _, e := range edge {
+		t.Run(e.name+" renders without NaN or Inf", func(t *testing.T) {
+			out := render(t, e.data())
 			for _, bad := range []string{"NaN", "Inf"} {
 				if i := strings.Index(out, bad); i >= 0 {
 					t.Errorf("%q at %q", bad, out[max(0, i-80):min(len(out), i+20)])
@@ -303,6 +316,9 @@ func TestRender(t *testing.T) {
 		})
 	}
 
+}
+
+func TestRenderSize(t *testing.T) {
 	t.Run("a 600-point run stays under 200 KB", func(t *testing.T) {
 		if n := len(render(t, sample(600))); n >= 200<<10 {
 			t.Errorf("the report is %d bytes", n)
