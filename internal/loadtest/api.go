@@ -119,6 +119,10 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 			return
 		}
 		if err := h(w, r); err != nil {
+			if r.Context().Err() != nil {
+				s.Log.Info("the client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+				return
+			}
 			var e *ledger.Error
 			if !errors.As(err, &e) || e.Code == ledger.CodeUnavailable {
 				s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

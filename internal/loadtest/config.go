@@ -24,6 +24,7 @@ type Mix struct {
 	Transfer   float64 `json:"transfer"`
 	Deposit    float64 `json:"deposit"`
 	Withdrawal float64 `json:"withdrawal"`
+	Read       float64 `json:"read"` // GET of an account and its entries
 }
 
 // Stage moves the rate linearly from the previous stage's rate (0 at the start) to Rate over
@@ -148,13 +149,13 @@ func (c Config) Validate() error {
 		shares := []struct {
 			name string
 			v    float64
-		}{{"transfer", m.Transfer}, {"deposit", m.Deposit}, {"withdrawal", m.Withdrawal}}
+		}{{"transfer", m.Transfer}, {"deposit", m.Deposit}, {"withdrawal", m.Withdrawal}, {"read", m.Read}}
 		for _, s := range shares {
 			if !(s.v >= 0 && s.v <= 1) {
 				bad("mix."+s.name, "must be from 0 to 1")
 			}
 		}
-		if sum := m.Transfer + m.Deposit + m.Withdrawal; math.Abs(sum-1) > 1e-6 {
+		if sum := m.Transfer + m.Deposit + m.Withdrawal + m.Read; math.Abs(sum-1) > 1e-6 {
 			bad("mix", "shares must sum to 1, got "+strconv.FormatFloat(sum, 'g', 6, 64))
 		}
 		if m.Transfer > 0 && c.Users == 1 && c.AccountsPerUser == 1 {
@@ -264,8 +265,10 @@ func ParseMix(s string) (Mix, error) {
 			m.Deposit = v
 		case "withdrawal":
 			m.Withdrawal = v
+		case "read":
+			m.Read = v
 		default:
-			return m, fmt.Errorf("mix %q: unknown operation %q (transfer, deposit, withdrawal)", s, name)
+			return m, fmt.Errorf("mix %q: unknown operation %q (transfer, deposit, withdrawal, read)", s, name)
 		}
 	}
 	return m, nil

@@ -326,12 +326,21 @@ func (x *Execution) account(pk Pick) {
 }
 
 func (x *Execution) work(ctx context.Context, seq uint64) loadgen.Outcome {
-	pk, token, key, body := x.request(seq)
-	a := x.gen.Send(ctx, token, key, body)
+	var pk Pick
+	var a Answer
+	if pk = x.picker.Pick(seq); pk.Op == OpRead {
+		acct := x.accounts[pk.From]
+		a = x.gen.Read(ctx, x.users[acct.owner].APIKey, acct.id)
+	} else {
+		var token, key string
+		var body []byte
+		pk, token, key, body = x.request(seq)
+		a = x.gen.Send(ctx, token, key, body)
+	}
 	switch {
 	case a.Status == http.StatusCreated:
 		x.account(pk)
-	case a.Ambiguous():
+	case pk.Op != OpRead && a.Ambiguous(): // a read changes nothing: there is nothing to settle
 		x.ambiguousTotal.Add(1)
 		x.ambiguousMu.Lock()
 		if len(x.ambiguous) < maxAmbiguousKept {

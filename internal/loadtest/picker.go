@@ -11,6 +11,7 @@ const (
 	OpTransfer   = "transfer"
 	OpDeposit    = "deposit"
 	OpWithdrawal = "withdrawal"
+	OpRead       = "read" // GET of an account and its latest entries, by its owner
 )
 
 // Pick is one generated request: From and To are account indexes, -1 when absent.
@@ -30,8 +31,9 @@ type Pick struct {
 type Picker struct {
 	seed          uint64
 	accounts      int
-	transferBelow float64 // u < transferBelow: transfer
-	depositBelow  float64 // else u < depositBelow: deposit; else withdrawal
+	transferBelow   float64 // u < transferBelow: transfer
+	depositBelow    float64 // else u < depositBelow: deposit
+	withdrawalBelow float64 // else u < withdrawalBelow: withdrawal; else read
 	maxAmount     int64
 	cdf           []float64 // cumulative Zipf weights by rank; nil for uniform
 }
@@ -39,7 +41,11 @@ type Picker struct {
 // NewPicker is the picker for a run of cfg (with defaults) over accounts accounts.
 func NewPicker(cfg Config, accounts int, seed uint64) *Picker {
 	p := &Picker{seed: seed, accounts: accounts, maxAmount: cfg.MaxAmount,
-		transferBelow: cfg.Mix.Transfer, depositBelow: cfg.Mix.Transfer + cfg.Mix.Deposit}
+		transferBelow: cfg.Mix.Transfer, depositBelow: cfg.Mix.Transfer + cfg.Mix.Deposit,
+		withdrawalBelow: cfg.Mix.Transfer + cfg.Mix.Deposit + cfg.Mix.Withdrawal}
+	if cfg.Mix.Read == 0 {
+		p.withdrawalBelow = 2 // rounding must never pick a read that is not in the mix
+	}
 	if s := *cfg.Skew; s > 0 && accounts > 1 {
 		p.cdf = make([]float64, accounts)
 		sum := 0.0
@@ -97,8 +103,11 @@ func (p *Picker) Pick(seq uint64) Pick {
 	case u < p.depositBelow:
 		pk.Op = OpDeposit
 		pk.To = r.intn(p.accounts)
-	default:
+	case u < p.withdrawalBelow:
 		pk.Op = OpWithdrawal
+		pk.From = r.intn(p.accounts)
+	default:
+		pk.Op = OpRead
 		pk.From = r.intn(p.accounts)
 	}
 	return pk

@@ -16,7 +16,7 @@ func pickerFor(t *testing.T, accounts int, skew float64, mix Mix) *Picker {
 
 func TestPickerMixAndSkew(t *testing.T) {
 	const n, accounts = 200_000, 100
-	p := pickerFor(t, accounts, 1.0, Mix{Transfer: 0.7, Deposit: 0.2, Withdrawal: 0.1})
+	p := pickerFor(t, accounts, 1.0, Mix{Transfer: 0.6, Deposit: 0.2, Withdrawal: 0.1, Read: 0.1})
 	ops := map[string]int{}
 	to := make([]int, accounts)
 	from := make([]int, accounts)
@@ -37,13 +37,13 @@ func TestPickerMixAndSkew(t *testing.T) {
 			if pk.From != -1 || pk.To < 0 {
 				t.Fatalf("deposit %+v", pk)
 			}
-		case OpWithdrawal:
+		case OpWithdrawal, OpRead:
 			if pk.From < 0 || pk.To != -1 {
-				t.Fatalf("withdrawal %+v", pk)
+				t.Fatalf("%s %+v", pk.Op, pk)
 			}
 		}
 	}
-	for op, want := range map[string]float64{OpTransfer: 0.7, OpDeposit: 0.2, OpWithdrawal: 0.1} {
+	for op, want := range map[string]float64{OpTransfer: 0.6, OpDeposit: 0.2, OpWithdrawal: 0.1, OpRead: 0.1} {
 		if got := float64(ops[op]) / n; math.Abs(got-want) > 0.005 {
 			t.Errorf("%s share %.4f, want %.2f", op, got, want)
 		}

@@ -279,6 +279,40 @@ func (p *Processor) Send(ctx context.Context, token, key string, body []byte) An
 	return a
 }
 
+// Read GETs an account and then its latest entries with its owner's token: a read-only
+// request of the mix. A failure of either is the answer.
+func (p *Processor) Read(ctx context.Context, token, accountID string) Answer {
+	for _, path := range []string{"/accounts/" + accountID, "/accounts/" + accountID + "/entries?limit=10"} {
+		if a := p.get(ctx, token, path); a.Status != http.StatusOK {
+			return a
+		}
+	}
+	return Answer{Status: http.StatusOK}
+}
+
+// get GETs path and classifies the answer as Send does.
+func (p *Processor) get(ctx context.Context, token, path string) Answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	if err != nil {
+		return Answer{Code: "bad_request"}
+	}
+	req.Header["Authorization"] = []string{"Bearer " + token}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return Answer{Code: loadgen.HTTPOutcome("", nil, err).Code}
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	a := Answer{Status: resp.StatusCode}
+	if a.Status != http.StatusOK {
+		if a.Code = stringField(b, `"code":"`); a.Code == "" {
+			a.Code = "http_" + strconv.Itoa(a.Status)
+		}
+	}
+	return a
+}
+
 // stringField finds the first JSON string field introduced by prefix (e.g. `"id":"`) in the
 // compact JSON the processor writes; its values here (ids, codes) have no escapes.
 func stringField(b []byte, prefix string) string {

@@ -58,7 +58,8 @@ func TestCLIPassesAndKeeps(t *testing.T) {
 	p := testenv.StartProcessor(t, nil)
 	code, out, errOut := runCLI(t, p, "--users", "10", "--accounts-per-user", "2", "--rate", "100", "--duration", "2s",
 		// Thresholds no healthy run breaks, however busy the machine: timings are for benchmarks.
-		"--ramp-up", "1s", "--max-p99", "60s", "--max-error-rate", "1%", "--min-achieved-ratio", "0.1", "--keep", "--json")
+		"--ramp-up", "1s", "--max-p99", "60s", "--max-error-rate", "1%", "--min-achieved-ratio", "0.1", "--keep", "--json",
+		"--mix", "transfer=0.6,deposit=0.1,withdrawal=0.1,read=0.2")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -69,6 +70,18 @@ func TestCLIPassesAndKeeps(t *testing.T) {
 	if run.Status != loadtest.StatusCompleted || run.Scheduled != 150 || run.Sent != 150 || run.Verification == nil ||
 		!run.Verification.OK || run.Verification.EventsInAnalytics != nil || run.Cleanup != nil {
 		t.Errorf("run: %s", out)
+	}
+	reads := uint64(0)
+	for _, g := range run.ByOp {
+		if g.Op == loadtest.OpRead {
+			if g.Outcome != "ok" {
+				t.Errorf("reads ended %s: %d", g.Outcome, g.Count)
+			}
+			reads += g.Count
+		}
+	}
+	if reads == 0 {
+		t.Errorf("no read in a mix with 20 %% reads: %+v", run.ByOp)
 	}
 	if len(run.Thresholds) != 3 {
 		t.Fatalf("--json holds %d thresholds, want 3", len(run.Thresholds))
