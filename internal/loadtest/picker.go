@@ -29,13 +29,13 @@ type Pick struct {
 // pick them with a Zipf skew, so a few hot accounts receive most transfers, as merchants do.
 // Deposits pick uniformly, refilling spenders.
 type Picker struct {
-	seed          uint64
-	accounts      int
+	seed            uint64
+	accounts        int
 	transferBelow   float64 // u < transferBelow: transfer
 	depositBelow    float64 // else u < depositBelow: deposit
 	withdrawalBelow float64 // else u < withdrawalBelow: withdrawal; else read
-	maxAmount     int64
-	cdf           []float64 // cumulative Zipf weights by rank; nil for uniform
+	maxAmount       int64
+	cdf             []float64 // cumulative Zipf weights by rank; nil for uniform
 }
 
 // NewPicker is the picker for a run of cfg (with defaults) over accounts accounts.
