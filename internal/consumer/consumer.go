@@ -192,8 +192,8 @@ func runGroup(ctx context.Context, cfg Config, grp group, name string, dlq pipel
 	}
 	defer st.close()
 	svc.AddCheck(service.Check{Name: grp.name, Run: st.ping})
-	proc := pipeline.NewProcessor(pipeline.Sink{Name: name, Apply: st.apply, Ping: st.ping}, dlq,
-		pipeline.ProcessConfig{Observe: func(applied, dead int) {
+	proc := pipeline.NewApplier(pipeline.Sink{Name: name, Apply: st.apply, Ping: st.ping}, dlq,
+		pipeline.ApplierConfig{Observe: func(applied, dead int) {
 			m.events.WithLabelValues(name).Add(float64(applied))
 			if dead > 0 {
 				m.dead.WithLabelValues(name).Add(float64(dead))

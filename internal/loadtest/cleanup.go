@@ -21,7 +21,7 @@ type Cleaners struct {
 // need the users' ids, listed by the run's tag), then from the processor with a purge by the
 // tag, so a cleanup that failed half way finds the users again when repeated.
 // progress, if set, hears of each step as it begins.
-func Cleanup(ctx context.Context, p *Processor, id string, c Cleaners, progress func(step string)) (CleanupResult, error) {
+func Cleanup(ctx context.Context, p *LedgerClient, id string, c Cleaners, progress func(step string)) (CleanupResult, error) {
 	res := CleanupResult{}
 	step := func(s string) {
 		if progress != nil {

@@ -54,8 +54,8 @@ type Execution struct {
 	deps   ExecutionDeps
 	seed   uint64
 	admin  string
-	prep   *Processor // preparation and verification
-	gen    *Processor // the generated load, one connection per worker
+	prep   *LedgerClient // preparation and verification
+	gen    *LedgerClient // the generated load, one connection per worker
 	prefix string
 	life   lifecycle
 
@@ -93,8 +93,8 @@ func NewExecution(id string, cfg Config, deps ExecutionDeps) (*Execution, error)
 	t := deps.Target
 	x := &Execution{
 		id: id, cfg: cfg, sched: sched, deps: deps, seed: cfg.Seed, admin: t.AdminToken, prefix: DescriptionPrefix(id),
-		prep: NewProcessor(t.URL, t.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout)),
-		gen:  NewProcessor(t.URL, t.AdminToken, loadgen.NewHTTPClient(cfg.Connections, requestTimeout)),
+		prep: NewLedgerClient(t.URL, t.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout)),
+		gen:  NewLedgerClient(t.URL, t.AdminToken, loadgen.NewHTTPClient(cfg.Connections, requestTimeout)),
 	}
 	x.life.init(x)
 	x.step.Store("users")
@@ -106,7 +106,7 @@ func (x *Execution) ID() string { return x.id }
 
 // Close releases the connections.
 func (x *Execution) Close() {
-	for _, p := range []*Processor{x.prep, x.gen} {
+	for _, p := range []*LedgerClient{x.prep, x.gen} {
 		p.http.CloseIdleConnections()
 	}
 }

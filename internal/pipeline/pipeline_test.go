@@ -136,13 +136,13 @@ func messages(t *testing.T, evs ...*event.Event) []Message {
 	return msgs
 }
 
-func newProcessor(s *sink, d *dlq) *Processor {
-	return NewProcessor(Sink{Name: "test", Apply: s.apply, Ping: func(context.Context) error {
+func newProcessor(s *sink, d *dlq) *Applier {
+	return NewApplier(Sink{Name: "test", Apply: s.apply, Ping: func(context.Context) error {
 		if s.down {
 			return errors.New("down")
 		}
 		return nil
-	}}, d, ProcessConfig{Backoff: time.Millisecond, MaxFailures: 3})
+	}}, d, ApplierConfig{Backoff: time.Millisecond, MaxFailures: 3})
 }
 
 func TestProcessorDeadLettersMalformedAndKeepsGoing(t *testing.T) {
@@ -239,7 +239,7 @@ func TestProcessorKeepsHealthyEventsWhenTheStoreFailsMidIsolation(t *testing.T) 
 		return nil
 	}
 	d := &dlq{}
-	p := NewProcessor(Sink{Name: "test", Apply: apply, Ping: ping}, d, ProcessConfig{Backoff: time.Millisecond, MaxFailures: 3})
+	p := NewApplier(Sink{Name: "test", Apply: apply, Ping: ping}, d, ApplierConfig{Backoff: time.Millisecond, MaxFailures: 3})
 	msgs := messages(t, first, transferEvent(), transferEvent())
 	for round := 1; round <= 5; round++ {
 		if err := p.Process(context.Background(), msgs); err == nil {

@@ -18,17 +18,18 @@ import (
 	"txn/internal/loadgen"
 )
 
-// Processor is a client of the processor's public API (API.md), as the load tester uses it.
-type Processor struct {
+// LedgerClient is a client of the processor's public API (API.md), as the load tester uses it:
+// the ledger it drives, prepares and verifies.
+type LedgerClient struct {
 	base  string // .../api/v1
 	admin string
 	http  *http.Client
 }
 
-// NewProcessor is a client of the processor at baseURL (e.g. http://127.0.0.1:8000) calling
+// NewLedgerClient is a client of the processor at baseURL (e.g. http://127.0.0.1:8000) calling
 // admin endpoints with adminToken.
-func NewProcessor(baseURL, adminToken string, client *http.Client) *Processor {
-	return &Processor{base: strings.TrimSuffix(baseURL, "/") + "/api/v1", admin: adminToken, http: client}
+func NewLedgerClient(baseURL, adminToken string, client *http.Client) *LedgerClient {
+	return &LedgerClient{base: strings.TrimSuffix(baseURL, "/") + "/api/v1", admin: adminToken, http: client}
 }
 
 // APIError is a problem+json answer.
@@ -76,7 +77,7 @@ func retryIf(ctx context.Context, attempts int, again func(error) bool, fn func(
 }
 
 // call sends a JSON request with the admin token and decodes a 2xx answer into out.
-func (p *Processor) call(ctx context.Context, method, path string, in, out any) error {
+func (p *LedgerClient) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -126,14 +127,14 @@ type NewUser struct {
 }
 
 // CreateUser creates a user. It is not idempotent, so it is not retried here.
-func (p *Processor) CreateUser(ctx context.Context, name, email string, tags []string) (NewUser, error) {
+func (p *LedgerClient) CreateUser(ctx context.Context, name, email string, tags []string) (NewUser, error) {
 	var u NewUser
 	err := p.call(ctx, http.MethodPost, "/users", map[string]any{"name": name, "email": email, "tags": tags}, &u)
 	return u, err
 }
 
 // CreateAccount opens an account for userID and returns its id.
-func (p *Processor) CreateAccount(ctx context.Context, userID, currency string) (string, error) {
+func (p *LedgerClient) CreateAccount(ctx context.Context, userID, currency string) (string, error) {
 	var a struct {
 		ID string `json:"id"`
 	}
@@ -162,7 +163,7 @@ type BatchResult struct {
 }
 
 // Batch applies up to 1000 requests, each on its own, with the admin token.
-func (p *Processor) Batch(ctx context.Context, items []BatchItem) ([]BatchResult, error) {
+func (p *LedgerClient) Batch(ctx context.Context, items []BatchItem) ([]BatchResult, error) {
 	var out struct {
 		Results []BatchResult `json:"results"`
 	}
@@ -176,7 +177,7 @@ func (p *Processor) Batch(ctx context.Context, items []BatchItem) ([]BatchResult
 }
 
 // Reconciliation is GET /admin/reconciliation.
-func (p *Processor) Reconciliation(ctx context.Context) (map[string]ledger.CurrencyBalance, error) {
+func (p *LedgerClient) Reconciliation(ctx context.Context) (map[string]ledger.CurrencyBalance, error) {
 	var out struct {
 		Currencies map[string]ledger.CurrencyBalance `json:"currencies"`
 	}
@@ -190,7 +191,7 @@ type page[T any] struct {
 }
 
 // list reads every page of a list endpoint.
-func list[T any](ctx context.Context, p *Processor, path string) ([]T, error) {
+func list[T any](ctx context.Context, p *LedgerClient, path string) ([]T, error) {
 	var all []T
 	cursor := ""
 	for {
@@ -215,17 +216,17 @@ func list[T any](ctx context.Context, p *Processor, path string) ([]T, error) {
 }
 
 // UsersByTag lists the users carrying tag.
-func (p *Processor) UsersByTag(ctx context.Context, tag string) ([]ledger.User, error) {
+func (p *LedgerClient) UsersByTag(ctx context.Context, tag string) ([]ledger.User, error) {
 	return list[ledger.User](ctx, p, "/users?tag="+url.QueryEscape(tag))
 }
 
 // Accounts lists a user's accounts.
-func (p *Processor) Accounts(ctx context.Context, userID string) ([]ledger.Account, error) {
+func (p *LedgerClient) Accounts(ctx context.Context, userID string) ([]ledger.Account, error) {
 	return list[ledger.Account](ctx, p, "/users/"+url.PathEscape(userID)+"/accounts")
 }
 
 // Purge deletes the users carrying tag and all they own.
-func (p *Processor) Purge(ctx context.Context, tag string) (ledger.PurgeResult, error) {
+func (p *LedgerClient) Purge(ctx context.Context, tag string) (ledger.PurgeResult, error) {
 	var out ledger.PurgeResult
 	err := retry(ctx, 5, func() error { return p.call(ctx, http.MethodPost, "/admin/purge", map[string]string{"tag": tag}, &out) })
 	return out, err
@@ -246,7 +247,7 @@ func (a Answer) Ambiguous() bool {
 
 // Send posts one transaction request (a prebuilt JSON body) with token and idempotency key.
 // It reads just enough of the answer to classify it: the hot path parses no JSON.
-func (p *Processor) Send(ctx context.Context, token, key string, body []byte) Answer {
+func (p *LedgerClient) Send(ctx context.Context, token, key string, body []byte) Answer {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/transactions", bytes.NewReader(body))
 	if err != nil {
 		return Answer{Code: "bad_request"}
@@ -281,7 +282,7 @@ func (p *Processor) Send(ctx context.Context, token, key string, body []byte) An
 
 // Read GETs an account and then its latest entries with its owner's token: a read-only
 // request of the mix. A failure of either is the answer.
-func (p *Processor) Read(ctx context.Context, token, accountID string) Answer {
+func (p *LedgerClient) Read(ctx context.Context, token, accountID string) Answer {
 	for _, path := range []string{"/accounts/" + accountID, "/accounts/" + accountID + "/entries?limit=10"} {
 		if a := p.get(ctx, token, path); a.Status != http.StatusOK {
 			return a
@@ -291,7 +292,7 @@ func (p *Processor) Read(ctx context.Context, token, accountID string) Answer {
 }
 
 // get GETs path and classifies the answer as Send does.
-func (p *Processor) get(ctx context.Context, token, path string) Answer {
+func (p *LedgerClient) get(ctx context.Context, token, path string) Answer {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
 	if err != nil {
 		return Answer{Code: "bad_request"}

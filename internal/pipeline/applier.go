@@ -39,8 +39,8 @@ type Sink struct {
 	Ping func(ctx context.Context) error
 }
 
-// ProcessConfig tunes a Processor; zero values take the defaults.
-type ProcessConfig struct {
+// ApplierConfig tunes an Applier; zero values take the defaults.
+type ApplierConfig struct {
 	Attempts    int           // tries of a whole batch before isolating its events (default 3)
 	Backoff     time.Duration // first pause between tries, doubled each time (default 100ms)
 	MaxFailures int           // failed rounds of the same batch before its poison is dead-lettered (default 5)
@@ -48,19 +48,20 @@ type ProcessConfig struct {
 	Observe func(applied, deadLettered int)
 }
 
-// Processor applies batches of messages to a sink. Messages that cannot be decoded go to the
+// Applier applies batches of messages to a sink. Messages that cannot be decoded go to the
 // dead-letter store at once; a batch the sink refuses is retried, then split to find the events
 // at fault, which are dead-lettered once the store is known to be up. Process returns nil only
 // when every message is applied or dead-lettered: only then may offsets be committed.
-type Processor struct {
+type Applier struct {
 	sink   Sink
 	dlq    DeadLetters
-	cfg    ProcessConfig
+	cfg    ApplierConfig
 	failed int   // consecutive failed rounds of the batch starting at offset first
 	first  int64 // offset of the first message of that batch
 }
 
-func NewProcessor(sink Sink, dlq DeadLetters, cfg ProcessConfig) *Processor {
+// NewApplier applies to sink, dead-lettering into dlq.
+func NewApplier(sink Sink, dlq DeadLetters, cfg ApplierConfig) *Applier {
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 3
 	}
@@ -70,10 +71,10 @@ func NewProcessor(sink Sink, dlq DeadLetters, cfg ProcessConfig) *Processor {
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = 5
 	}
-	return &Processor{sink: sink, dlq: dlq, cfg: cfg, first: -1}
+	return &Applier{sink: sink, dlq: dlq, cfg: cfg, first: -1}
 }
 
-func (p *Processor) Process(ctx context.Context, msgs []Message) error {
+func (p *Applier) Process(ctx context.Context, msgs []Message) error {
 	var dead []DeadLetter
 	evs := make([]*event.Event, 0, len(msgs))
 	origin := make([]Message, 0, len(msgs))
@@ -108,7 +109,7 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) error {
 	return nil
 }
 
-func (p *Processor) applyWithRetry(ctx context.Context, evs []*event.Event) error {
+func (p *Applier) applyWithRetry(ctx context.Context, evs []*event.Event) error {
 	wait := backoff.New(p.cfg.Backoff, 1<<p.cfg.Attempts*p.cfg.Backoff)
 	var err error
 	for attempt := 1; attempt <= p.cfg.Attempts; attempt++ {
@@ -133,7 +134,7 @@ func (p *Processor) applyWithRetry(ctx context.Context, evs []*event.Event) erro
 // poison is dead-lettered: an event the sink refused as permanently invalid, or, after
 // MaxFailures rounds, one that still fails while the store answers its ping right after.
 // Invariant: on a nil error every event was applied or is in the returned dead letters.
-func (p *Processor) isolate(ctx context.Context, evs []*event.Event, origin []Message, batchErr error) ([]DeadLetter, error) {
+func (p *Applier) isolate(ctx context.Context, evs []*event.Event, origin []Message, batchErr error) ([]DeadLetter, error) {
 	if origin[0].Offset != p.first {
 		p.first, p.failed = origin[0].Offset, 0
 	}
