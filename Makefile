@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos
+.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos chaos-short
 
 up:
 	@$(STACK) up
@@ -26,6 +26,7 @@ test:
 	@scripts/ensure-test-tools.sh
 	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@$(MAKE) --no-print-directory chaos-short
 	@scripts/check-deploy.sh
 
 # Fuzzing: request decoding, and the ledger's batch planning with the money invariants as oracle.
@@ -44,6 +45,12 @@ bench:
 # A load run on the running system (make up) while each server and service is SIGKILLed in turn.
 chaos:
 	@scripts/chaos.sh
+
+# A short chaos run on a private copy of the system: the fast-restarting components, a few
+# seconds apart, then the money verified and every effect audited one by one.
+chaos-short:
+	@CHAOS_PRIVATE=1 CHAOS_TARGETS="postgres kafka processor consumer notifier" CHAOS_GAP=6 \
+		CHAOS_RATE=200 CHAOS_USERS=50 scripts/chaos.sh
 
 # The whole system (a private copy) under load at several rates: CPU per transaction per component.
 bench-system:

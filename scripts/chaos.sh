@@ -5,9 +5,17 @@
 # each fault made fail, the run's verification (money, analytics), and `loadtest audit`: the
 # run's transactions compared one by one with analytics rows, activity items and notifications.
 #   CHAOS_RATE=300 CHAOS_USERS=100 CHAOS_GAP=15 CHAOS_TARGETS="postgres redis ..." scripts/chaos.sh
+# CHAOS_PRIVATE=1 runs it on a private copy of the system started from scratch (and stopped
+# after), beside whatever `make up` runs: the short version `make test` runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+if [[ ${CHAOS_PRIVATE:-0} == 1 ]]; then
+	PRIVATE_NAME=chaos PRIVATE_PORT_BASE=2 source scripts/private-stack.sh
+	private_fresh
+	trap private_down EXIT
+	scripts/stack.sh up >/dev/null
+fi
 STATE=${STATE_DIR:-$ROOT/.state}
 rate=${CHAOS_RATE:-300} users=${CHAOS_USERS:-100} gap=${CHAOS_GAP:-15}
 read -r -a targets <<<"${CHAOS_TARGETS:-postgres pgbouncer redis rabbitmq clickhouse kafka mongo processor consumer notifier}"
