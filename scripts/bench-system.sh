@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-PRIVATE_NAME=bench-system PRIVATE_PORT_BASE=4 source scripts/private-stack.sh
+PRIVATE_NAME=bench-system PRIVATE_PORT_BASE=1 source scripts/private-stack.sh
 [[ ${BENCH_KEEP_DATA:-0} == 1 ]] || private_fresh
 [[ ${BENCH_KEEP:-0} == 1 ]] || trap private_down EXIT
 scripts/stack.sh up >&2

@@ -1,6 +1,6 @@
 # Sourced by scripts that run a private copy of the whole system beside the one `make up` runs:
 # its own state directory and ports, so neither disturbs the other.
-#   PRIVATE_NAME=bench-system PRIVATE_PORT_BASE=4 source scripts/private-stack.sh
+#   PRIVATE_NAME=bench-system PRIVATE_PORT_BASE=1 source scripts/private-stack.sh
 # puts the state in .state/$PRIVATE_NAME and the servers on <base>5432, <base>6432, ... and the
 # services on 1<base>100-1<base>103. Base 2 keeps them all under 32768, out of the range Linux
 # takes ephemeral ports from, where a listener can find its port taken by an outgoing socket.

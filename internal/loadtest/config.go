@@ -80,6 +80,11 @@ const (
 // WithDefaults fills the optional fields; a missing seed is drawn at random (and then shown,
 // so the run can be repeated).
 func (c Config) WithDefaults() Config {
+	// What a threshold observed is the run's to say, never the request's.
+	c.Thresholds = append([]Threshold(nil), c.Thresholds...)
+	for i := range c.Thresholds {
+		c.Thresholds[i].Observed, c.Thresholds[i].Passed = nil, nil
+	}
 	if len(c.Stages) > 0 && c.Rate == 0 && c.DurationS == 0 {
 		for _, st := range c.Stages {
 			c.Rate = max(c.Rate, st.Rate)
