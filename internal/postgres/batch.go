@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"txn/internal/backoff"
 	"txn/internal/ledger"
@@ -138,7 +140,7 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	}
 	// The connection failed, or the server ended it, with COMMIT possibly applied.
 	open = false
-	return s.resolveAmbiguous(ctx, xid, errors.Join(werr, cerr, closeErr))
+	return s.resolveAmbiguous(ctx, xid, witnessOf(plan), errors.Join(werr, cerr, closeErr))
 }
 
 // refused reports whether err is the server rejecting a statement with an ERROR, which aborts
@@ -270,29 +272,91 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 		kScope, kKey, rawNullIDs(kTx), kCode, kDetail}, nil
 }
 
+// witness is a row that exists only if a batch committed: its first transaction, or, for a
+// batch that only refused, the first idempotency key it recorded. A batch that wrote neither
+// changed nothing, and its answers stand either way.
+type witness struct {
+	txID       *uuid.UUID
+	scope, key string
+}
+
+func witnessOf(plan *ledger.Plan) witness {
+	switch {
+	case len(plan.Transactions) > 0:
+		id := plan.Transactions[0].ID
+		return witness{txID: &id}
+	case len(plan.Keys) > 0:
+		return witness{scope: plan.Keys[0].Ref.Scope, key: plan.Keys[0].Ref.Key}
+	}
+	return witness{}
+}
+
+// exists reports whether the witness row is there.
+func (w witness) exists(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var found bool
+	var err error
+	switch {
+	case w.txID != nil:
+		err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1)`, [16]byte(*w.txID)).Scan(&found)
+	case w.key != "":
+		err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2)`, w.scope, w.key).Scan(&found)
+	default:
+		found = true // nothing written: nothing to prove
+	}
+	return found, err
+}
+
+// witnessWait bounds how long a committed transaction's rows may take to become visible:
+// PostgreSQL marks a commit in its log a moment before it ends the transaction for snapshots.
+const witnessWait = 2 * time.Second
+
 // resolveAmbiguous settles a batch whose COMMIT got no answer by asking PostgreSQL for the
 // status of its transaction id, until the commit is proven applied (nil: every result stands)
 // or rolled back (an error: nothing was applied), for at most CommitResolveTimeout. If it
 // cannot be proven either way the error is outcome_unknown, never "safe to retry".
-func (s *Store) resolveAmbiguous(ctx context.Context, xid string, cause error) error {
+//
+// A transaction id is not durable until a WAL record holding it is flushed: after a crash,
+// PostgreSQL may give a lost transaction's id to a new one, whose commit pg_xact_status then
+// reports. So "committed" counts only once the batch's own witness row is seen; a commit whose
+// row never appears was another transaction's, and the batch was lost with the crash.
+func (s *Store) resolveAmbiguous(ctx context.Context, xid string, w witness, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitResolveTimeout())
 	defer cancel()
 	var lastErr error
+	var committedSince time.Time
 	for wait := backoff.New(50*time.Millisecond, time.Second); ; {
 		var status *string
 		lastErr = s.pool.QueryRow(ctx, `SELECT pg_xact_status($1::xid8)`, xid).Scan(&status)
 		switch {
+		case lastErr != nil && strings.Contains(lastErr.Error(), "is in the future"):
+			// The id is past any the restarted server has given out: it never reached the
+			// WAL, and neither did the batch.
+			s.reportAmbiguous(false, cause)
+			return fmt.Errorf("%w: %w (transaction id %s was lost with a crash)", errAmbiguous, cause, xid)
 		case lastErr != nil:
 		case status == nil: // too old to tell: cannot happen seconds after the commit
 			lastErr = fmt.Errorf("transaction %s: status no longer known", xid)
-		case *status == "committed" || *status == "aborted":
-			committed := *status == "committed"
-			if s.OnAmbiguousCommit != nil {
-				s.OnAmbiguousCommit(committed, cause)
-			}
-			if committed {
+		case *status == "committed":
+			found, err := w.exists(ctx, s.pool)
+			switch {
+			case err != nil:
+				lastErr = err
+			case found:
+				s.reportAmbiguous(true, cause)
 				return nil
+			default:
+				if committedSince.IsZero() {
+					committedSince = time.Now()
+				}
+				if time.Since(committedSince) < witnessWait {
+					lastErr = fmt.Errorf("transaction %s committed, its rows not visible yet", xid)
+					break
+				}
+				s.reportAmbiguous(false, cause)
+				return fmt.Errorf("%w: %w (transaction id %s was reused after a crash: the batch was lost)", errAmbiguous, cause, xid)
 			}
+		case *status == "aborted":
+			s.reportAmbiguous(false, cause)
 			return fmt.Errorf("%w: %w (transaction %s rolled back)", errAmbiguous, cause, xid)
 		default: // in progress: the commit is still being applied
 			lastErr = fmt.Errorf("transaction %s still in progress", xid)
@@ -305,6 +369,12 @@ func (s *Store) resolveAmbiguous(ctx context.Context, xid string, cause error) e
 		"the database connection failed at commit and the outcome could not be confirmed; "+
 			"retry with the same Idempotency-Key to learn whether it was applied"),
 		fmt.Errorf("%w: %w; transaction %s: %w", errAmbiguous, cause, xid, lastErr))
+}
+
+func (s *Store) reportAmbiguous(committed bool, cause error) {
+	if s.OnAmbiguousCommit != nil {
+		s.OnAmbiguousCommit(committed, cause)
+	}
 }
 
 // rawIDs hands UUIDs to pgx as [16]byte, encoded in binary: uuid.UUID's driver.Valuer would
