@@ -641,6 +641,12 @@ func (m *Manager) runCleanup(ctx context.Context, id string, job *cleanupJob) {
 	job.res.StartedAt = started
 	if job.err != nil {
 		job.res.Status, job.res.Error = CleanupFailed, job.err.Error()
+		var apiErr *APIError
+		if errors.As(job.err, &apiErr) && apiErr.Status == 409 {
+			// The run's users traded with users outside it: purging them would change those
+			// users' books, so no retry can succeed.
+			job.res.Error += " (this will not change by retrying: the run's users share transactions with other users)"
+		}
 		m.d.Log.Warn("cleanup failed", "run", id, "err", job.err)
 	} else {
 		job.res.Status = CleanupDone

@@ -1,27 +1,36 @@
 // Loadtest web UI: plain JavaScript, no build step, no dependencies. It talks to the loadtest API
-// (API.md, "Loadtest") with the admin token kept in localStorage, and draws its charts as SVG.
+// (API.md, "Loadtest" and "Loadtest additions") with the admin token kept in localStorage, and
+// draws its charts as SVG.
 'use strict';
 
 const API = 'api/v1';
 const TOKEN_KEY = 'loadtest.adminToken';
 const ACTIVE = new Set(['preparing', 'running']);
-const FINAL = new Set(['completed', 'stopped', 'failed']);
+const FINAL = new Set(['completed', 'stopped', 'aborted', 'failed']);
 // Error codes that are a business rule's correct answer rather than a fault (as the service
 // counts them in `rejected`).
 const REJECTIONS = new Set(['insufficient_funds', 'currency_mismatch', 'same_account', 'balance_limit']);
+// A run whose error rate (rejections aside) is above this fails even without an error_rate
+// threshold: a green badge must mean a clean run.
+const MAX_ERROR_RATE = 0.01;
 const LIVE_MS = 1000; // detail refresh while a run is active
+const IDLE_MS = 2000; // detail refresh while it is verifying or its data is being deleted
+const HISTOGRAM_EVERY = 5; // polls between two reads of the latency distribution of a live run
 const LIST_ACTIVE_MS = 2000;
 const LIST_IDLE_MS = 5000;
+const PAGE_SIZE = 50;
 
 const state = {
   token: localStorage.getItem(TOKEN_KEY) || '',
   unauthorized: false,
-  runs: [], // newest first
-  picked: [], // ids ticked for comparison, at most two
+  runs: [], // newest first: the first page, then any older pages loaded
+  nextCursor: null, // of the last page loaded; null when there is none older
+  olderLoaded: false,
+  picked: [], // ids ticked for comparison, at most two; the first is the base
   view: null, // {kind: 'run', id} | {kind: 'compare', a, b} | null
   gen: 0, // bumped on every view change; a poll loop of an older view stops
   listTimer: 0,
-  charts: new Map(), // figure element -> last chart options, redrawn on resize
+  charts: new Map(), // chart box -> last chart options, redrawn on resize
 };
 
 // ---------- small helpers ----------
@@ -57,18 +66,19 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const nf0 = new Intl.NumberFormat('en-US', {maximumFractionDigits: 0});
 const nf1 = new Intl.NumberFormat('en-US', {maximumFractionDigits: 1});
 const nf2 = new Intl.NumberFormat('en-US', {maximumFractionDigits: 2});
+const nf3 = new Intl.NumberFormat('en-US', {maximumFractionDigits: 3});
 const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
 
 function fmtInt(v) { return isNum(v) ? nf0.format(v) : '—'; }
 function fmtRate(v) { return isNum(v) ? (v >= 100 ? nf0 : nf1).format(v) : '—'; }
 function fmtPct(v) { return isNum(v) ? nf1.format(v * 100) + ' %' : '—'; }
 
+// fmtMs shows a latency. It is always in milliseconds, with thousands separators, so figures side
+// by side compare at a glance (never "6,996 ms" next to "11.7 s").
 function fmtMs(v) {
   if (!isNum(v)) return '—';
-  if (v >= 10000) return nf1.format(v / 1000) + ' s';
-  if (v >= 100) return nf0.format(v) + ' ms';
-  if (v >= 10) return nf1.format(v) + ' ms';
-  return nf2.format(v) + ' ms';
+  const a = Math.abs(v);
+  return (a >= 100 ? nf0 : a >= 10 ? nf1 : a >= 1 ? nf2 : nf3).format(v) + ' ms';
 }
 
 function fmtSecs(s) {
@@ -87,18 +97,34 @@ function parseTime(t) {
   return ms;
 }
 
+const clock = (d) => d.toLocaleTimeString('en-GB', {hour12: false});
+
+// fmtTime is a time of day, with the date when withDate or when it is not today.
 function fmtTime(t, withDate) {
   const ms = typeof t === 'number' ? t : parseTime(t);
   if (ms == null) return '—';
   const d = new Date(ms);
-  const time = d.toLocaleTimeString('en-GB', {hour12: false});
-  const today = new Date().toDateString() === d.toDateString();
-  if (today && !withDate) return time;
-  return d.toLocaleDateString('en-CA') + ' ' + time;
+  if (!withDate && new Date().toDateString() === d.toDateString()) return clock(d);
+  return d.toLocaleDateString('en-CA') + ' ' + clock(d);
+}
+
+// fmtWhen is a run's start as the list shows it: the time alone for today, the day and month this
+// year ("3 Dec 14:03"), the full date before.
+function fmtWhen(t) {
+  const ms = typeof t === 'number' ? t : parseTime(t);
+  if (ms == null) return '—';
+  const d = new Date(ms);
+  const now = new Date();
+  if (now.toDateString() === d.toDateString()) return clock(d);
+  const hm = d.toLocaleTimeString('en-GB', {hour12: false, hour: '2-digit', minute: '2-digit'});
+  if (now.getFullYear() === d.getFullYear()) return d.toLocaleDateString('en-GB', {day: 'numeric', month: 'short'}) + ' ' + hm;
+  return d.toLocaleDateString('en-CA') + ' ' + hm;
 }
 
 // shortId is the tail of a run id: the service's ids are UUIDv7, whose head is the time.
 const shortId = (id) => String(id || '').slice(-8);
+
+const runTitle = (run) => (run && run.name) || 'Run ' + shortId(run && run.id);
 
 function humanize(key) {
   const s = String(key).replace(/_/g, ' ');
@@ -115,7 +141,11 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+const runPath = (id, tail) => '/runs/' + encodeURIComponent(id) + (tail || '');
+
+// request sends one API request with the token and returns the response when it is 2xx; other
+// answers become an ApiError with the problem the service sent.
+async function request(method, path, body) {
   const headers = {Accept: 'application/json, application/problem+json'};
   if (state.token) headers.Authorization = 'Bearer ' + state.token;
   const init = {method, headers, cache: 'no-store'};
@@ -132,17 +162,28 @@ async function api(method, path, body) {
     throw new ApiError(0, {title: 'Network error', detail: 'The loadtest service cannot be reached.'});
   }
   clearBanner('network');
+  if (resp.ok) return resp;
   const text = await resp.text();
-  let data = null;
-  if (text) {
-    try { data = JSON.parse(text.replace(/"seed":\s*(\d{16,})/g, '"seed":"$1"')); } catch { data = null; }
-  }
+  const data = parseJSON(text);
   if (resp.status === 401) {
     unauthorized();
     throw new ApiError(401, data);
   }
-  if (!resp.ok) throw new ApiError(resp.status, data || {title: resp.statusText, detail: text.slice(0, 300)});
-  return data;
+  throw new ApiError(resp.status, data || {title: resp.statusText, detail: text.slice(0, 300)});
+}
+
+function parseJSON(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text.replace(/"seed":\s*(\d{16,})/g, '"seed":"$1"'));
+  } catch {
+    return null;
+  }
+}
+
+async function api(method, path, body) {
+  const resp = await request(method, path, body);
+  return parseJSON(await resp.text());
 }
 
 const listOf = (d) => (d && d.data) || [];
@@ -213,7 +254,7 @@ function confirmDialog(title, text, okLabel) {
   });
 }
 
-// ---------- run list ----------
+// ---------- what a run came to ----------
 
 // settled says nothing more changes by itself: the run ended and was verified (phase "done").
 function settled(run) {
@@ -221,57 +262,143 @@ function settled(run) {
   return FINAL.has(run.status) && (run.verification != null || run.status === 'failed');
 }
 
-// verdict is true when every check passed, false when one failed, null while there is none.
+const cleanupRunning = (run) => !!(run.cleanup && run.cleanup.status === 'running');
+
+// busy says the run still changes: it runs, is verified, or its data is being deleted.
+const busy = (run) => !settled(run) || cleanupRunning(run);
+
+// verdict is true when every verification check passed, false when one failed, null while
+// there is none.
 function verdict(v) {
   if (v == null || typeof v !== 'object') return null;
   if (typeof v.ok === 'boolean') return v.ok;
-  if (typeof v.passed === 'boolean') return v.passed;
-  let any = false;
-  for (const c of Object.values(v)) {
-    const r = checkOf(c);
-    if (r === false) return false;
-    if (r === true) any = true;
-  }
-  return any ? true : null;
+  return null;
 }
 
-// checkOf is a check's outcome: booleans, and objects with ok/passed; null for plain figures.
-function checkOf(c) {
-  if (typeof c === 'boolean') return c;
-  if (c && typeof c === 'object' && !Array.isArray(c)) {
-    if (typeof c.ok === 'boolean') return c.ok;
-    if (typeof c.passed === 'boolean') return c.passed;
+const METRICS = {
+  p50_ms: {label: 'p50 latency', unit: 'ms', bound: 'max'},
+  p90_ms: {label: 'p90 latency', unit: 'ms', bound: 'max'},
+  p99_ms: {label: 'p99 latency', unit: 'ms', bound: 'max'},
+  error_rate: {label: 'error rate', unit: 'share', bound: 'max'},
+  achieved_ratio: {label: 'achieved / scheduled', unit: 'share', bound: 'min'},
+};
+
+// fmtMetric shows a threshold metric's value in its unit: ms, or a share as a percentage.
+function fmtMetric(metric, v) {
+  const m = METRICS[metric];
+  if (!m) return isNum(v) ? nf3.format(v) : '—';
+  return m.unit === 'ms' ? fmtMs(v) : fmtPct(v);
+}
+
+// thresholdText is a threshold as a person reads it: "p99 latency ≤ 50 ms over 10 s windows".
+function thresholdText(t) {
+  const m = METRICS[t.metric] || {label: t.metric};
+  const bound = isNum(t.max) ? '≤ ' + fmtMetric(t.metric, t.max) : isNum(t.min) ? '≥ ' + fmtMetric(t.metric, t.min) : '';
+  return m.label + ' ' + bound;
+}
+
+const windowText = (t) => (t.window_s ? 'every ' + nf0.format(t.window_s) + ' s window' : 'whole run');
+
+// outcome judges a run as the list and the detail show it. Pass means it completed, every
+// threshold held, the verification found nothing wrong and few requests failed; anything less
+// is a fail (or "aborted" when a threshold ended it), so green always means a clean run.
+function outcome(run) {
+  if (!settled(run)) return {key: 'pending', label: 'pending', reasons: [ACTIVE.has(run.status) ? 'the run is ' + run.status : 'verifying']};
+  if (run.status === 'aborted') return {key: 'aborted', label: 'aborted', reasons: [run.abort_reason || 'a threshold with abort broke']};
+  const reasons = [];
+  if (run.status === 'failed') reasons.push('the run failed' + (run.error ? ': ' + run.error : ''));
+  for (const t of run.thresholds || []) {
+    if (t.passed === false) reasons.push('threshold ' + thresholdText(t) + ' broken (observed ' + fmtMetric(t.metric, t.observed) + ')');
   }
-  return null;
+  const v = verdict(run.verification);
+  if (v === false) reasons.push('verification failed' + (run.verification.problems && run.verification.problems.length ? ': ' + run.verification.problems.join('; ') : ''));
+  else if (v == null && run.status !== 'failed') reasons.push('not verified' + (run.error ? ': ' + run.error : ''));
+  if (isNum(run.error_rate) && run.error_rate > MAX_ERROR_RATE) {
+    reasons.push('error rate ' + fmtPct(run.error_rate) + ' is over ' + fmtPct(MAX_ERROR_RATE));
+  }
+  if (reasons.length) return {key: 'fail', label: 'fail', reasons};
+  if (run.status === 'stopped') return {key: 'none', label: 'no verdict', reasons: ['stopped before the end: nothing failed, but the load did not run its course']};
+  const n = (run.thresholds || []).length;
+  return {key: 'pass', label: 'pass', reasons: ['completed' + (n ? ', ' + n + ' threshold' + (n > 1 ? 's' : '') + ' held' : '') + ', verification passed']};
 }
 
 function statusBadge(status) {
   return h('span', {class: 'status status-' + status, text: status || 'unknown'});
 }
 
-function verdictMark(run) {
-  const v = verdict(run.verification);
-  if (v === true) return h('span', {class: 'mark ok', title: 'verification passed'}, '✓', h('span', {class: 'sr-only', text: ' passed'}));
-  if (v === false) return h('span', {class: 'mark bad', title: 'verification failed'}, '✗', h('span', {class: 'sr-only', text: ' failed'}));
-  if (!settled(run)) return h('span', {class: 'mark pending', title: 'not verified yet'}, '…', h('span', {class: 'sr-only', text: ' not verified yet'}));
-  return h('span', {class: 'mark none', text: '—'});
+function resultBadge(run) {
+  const o = outcome(run);
+  return h('span', {class: 'result result-' + o.key, title: o.reasons.join('\n'), dataset: {result: o.key}}, o.label);
 }
+
+// dataState is what became of a run's test data: kept, being deleted (with the step), deleted or
+// a deletion that failed (repeating it resumes).
+function dataState(run) {
+  const c = run.cleanup;
+  if (!c) return {key: 'kept', text: 'kept', title: 'The run\'s users, accounts and transactions are still in the processor.'};
+  if (c.status === 'running') return {key: 'deleting', text: 'deleting… ' + (c.step || ''), title: 'Deleting since ' + fmtTime(c.started_at) + (c.step ? ': ' + c.step : '')};
+  if (c.status === 'failed') return {key: 'failed', text: 'deletion failed', title: c.error || 'The deletion failed; repeat it to resume.'};
+  return {key: 'deleted', text: 'deleted', title: 'Deleted' + (parseTime(c.at) ? ' at ' + fmtTime(c.at, true) : '') + ': ' + cleanupText(c)};
+}
+
+function cleanupText(c) {
+  return fmtInt(c.users) + ' users, ' + fmtInt(c.accounts) + ' accounts, ' + fmtInt(c.transactions) + ' transactions' +
+    (isNum(c.activities) ? ', ' + fmtInt(c.activities) + ' activity items' : '') +
+    (isNum(c.notifications) ? ', ' + fmtInt(c.notifications) + ' notifications' : '') +
+    (c.analytics === true ? ' and the analytics rows' : '');
+}
+
+// runSeconds is how long the running phase lasted, or has lasted so far.
+function runSeconds(run) {
+  const a = parseTime(run.started_at);
+  if (a == null) return null;
+  const b = parseTime(run.ended_at) ?? (ACTIVE.has(run.status) ? Date.now() : null);
+  return b == null ? null : (b - a) / 1000;
+}
+
+// ---------- run list ----------
 
 async function refreshList() {
   clearTimeout(state.listTimer);
   if (state.token && !state.unauthorized) {
     try {
-      const runs = listOf(await api('GET', '/runs'));
-      runs.sort((a, b) => (parseTime(b.created_at) || 0) - (parseTime(a.created_at) || 0));
-      state.runs = runs;
+      const page = await api('GET', '/runs?limit=' + PAGE_SIZE);
+      mergeFirstPage(listOf(page), page && page.next_cursor);
       renderList();
       $('runs-updated').textContent = 'updated ' + fmtTime(Date.now());
     } catch (e) {
       if (e.status && e.status !== 401) showBanner('list', 'Listing runs failed: ' + e.message);
     }
   }
-  const active = state.runs.some((r) => !settled(r));
-  state.listTimer = setTimeout(refreshList, active ? LIST_ACTIVE_MS : LIST_IDLE_MS);
+  state.listTimer = setTimeout(refreshList, state.runs.some(busy) ? LIST_ACTIVE_MS : LIST_IDLE_MS);
+}
+
+// mergeFirstPage puts the newest page in place. Older pages a user loaded stay, under it.
+function mergeFirstPage(runs, next) {
+  if (!state.olderLoaded) {
+    state.runs = runs;
+    state.nextCursor = next || null;
+    return;
+  }
+  const ids = new Set(runs.map((r) => r.id));
+  state.runs = runs.concat(state.runs.filter((r) => !ids.has(r.id)));
+}
+
+async function loadOlder() {
+  if (!state.nextCursor) return;
+  const btn = $('runs-more');
+  btn.disabled = true;
+  try {
+    const page = await api('GET', '/runs?limit=' + PAGE_SIZE + '&cursor=' + encodeURIComponent(state.nextCursor));
+    const known = new Set(state.runs.map((r) => r.id));
+    state.runs = state.runs.concat(listOf(page).filter((r) => !known.has(r.id)));
+    state.nextCursor = (page && page.next_cursor) || null;
+    state.olderLoaded = true;
+    renderList();
+  } catch (e) {
+    if (e.status !== 401) showBanner('list', 'Loading older runs failed: ' + e.message);
+  }
+  btn.disabled = false;
 }
 
 function upsertRun(run) {
@@ -285,6 +412,42 @@ function upsertRun(run) {
 // checkbox and the link a user (or a test) is clicking never vanish under the pointer.
 const rows = new Map(); // run id -> {tr, box, link, cells, sig}
 
+function newRow(run) {
+  const box = h('input', {type: 'checkbox', class: 'pick', 'aria-label': 'Compare ' + runTitle(run),
+    onchange: (e) => pick(run.id, e.target.checked)});
+  const link = h('a', {href: '#/runs/' + run.id, class: 'run-link', title: run.id});
+  const cells = [...Array(8)].map(() => h('td', {}));
+  return {tr: h('tr', {dataset: {id: run.id}}, h('td', {}, box), cells), box, link, cells, sig: ''};
+}
+
+function fillRow(row, run) {
+  const lat = run.latency_ms || {};
+  const data = dataState(run);
+  const o = outcome(run);
+  const sig = JSON.stringify([run.name, run.status, run.phase, run.started_at, run.ended_at, run.achieved_rate, run.scheduled_rate,
+    lat.p99, o, data, ACTIVE.has(run.status) ? Math.round(runSeconds(run)) : 0]);
+  if (sig === row.sig) return;
+  row.sig = sig;
+  const [name, started, dur, status, result, rate, p99, dataCell] = row.cells;
+  row.link.replaceChildren(run.name ? h('span', {class: 'run-name', text: run.name}) : null, h('code', {text: shortId(run.id)}));
+  name.className = 'name-cell';
+  name.replaceChildren(row.link);
+  const at = run.started_at || run.created_at;
+  started.replaceChildren(h('time', {datetime: at, title: fmtTime(at, true), text: fmtWhen(at)}));
+  dur.className = 'num';
+  dur.textContent = fmtSecs(runSeconds(run));
+  status.replaceChildren(statusBadge(run.status));
+  result.replaceChildren(resultBadge(run));
+  rate.className = 'num';
+  rate.title = 'scheduled ' + fmtRate(run.scheduled_rate) + '/s';
+  rate.replaceChildren(h('strong', {class: run.behind ? 'warn-text' : null, text: fmtRate(run.achieved_rate)}),
+    h('span', {class: 'arrow', text: ' of ' + fmtRate(run.scheduled_rate || run.target_rate)}));
+  p99.className = 'num';
+  p99.textContent = fmtMs(lat.p99);
+  dataCell.className = 'data-cell';
+  dataCell.replaceChildren(h('span', {class: 'data-state data-' + data.key, title: data.title, dataset: {state: data.key}, text: data.text}));
+}
+
 function renderList() {
   const body = $('runs-body');
   const current = state.view && state.view.kind === 'run' ? state.view.id : null;
@@ -292,35 +455,12 @@ function renderList() {
   state.picked = state.picked.filter((id) => state.runs.some((r) => r.id === id));
   const order = state.runs.map((run) => {
     let row = rows.get(run.id);
-    if (!row) {
-      const box = h('input', {type: 'checkbox', class: 'pick', 'aria-label': 'Compare run ' + shortId(run.id),
-        onchange: (e) => pick(run.id, e.target.checked)});
-      const link = h('a', {href: '#/runs/' + run.id, class: 'run-link', title: run.id}, h('code', {text: shortId(run.id)}));
-      const cells = [...Array(6)].map(() => h('td', {}));
-      row = {tr: h('tr', {dataset: {id: run.id}}, h('td', {}, box), h('td', {}, link), cells), box, link, cells, sig: ''};
-      rows.set(run.id, row);
-    }
+    if (!row) rows.set(run.id, (row = newRow(run)));
     row.box.checked = state.picked.includes(run.id);
     row.tr.classList.toggle('selected', run.id === current || inCompare.includes(run.id));
     if (run.id === current) row.link.setAttribute('aria-current', 'true');
     else row.link.removeAttribute('aria-current');
-    const lat = run.latency_ms || {};
-    const sig = JSON.stringify([run.status, run.started_at, run.target_rate, run.achieved_rate, lat.p99, run.ok, run.failed,
-      verdict(run.verification), settled(run)]);
-    if (sig !== row.sig) {
-      row.sig = sig;
-      const [status, started, rate, p99, counts, verified] = row.cells;
-      status.replaceChildren(statusBadge(run.status));
-      started.textContent = fmtTime(run.started_at || run.created_at);
-      rate.className = 'num';
-      rate.replaceChildren(fmtRate(run.target_rate), h('span', {class: 'arrow', text: ' → '}), h('strong', {text: fmtRate(run.achieved_rate)}));
-      p99.className = 'num';
-      p99.textContent = fmtMs(lat.p99);
-      counts.className = 'num';
-      counts.replaceChildren(fmtInt(run.ok), ' / ', h('span', {class: run.failed > 0 ? 'bad-text' : null, text: fmtInt(run.failed)}));
-      verified.className = 'center';
-      verified.replaceChildren(verdictMark(run));
-    }
+    fillRow(row, run);
     return row.tr;
   });
   for (const id of rows.keys()) if (!state.runs.some((r) => r.id === id)) rows.delete(id);
@@ -330,9 +470,12 @@ function renderList() {
   });
   while (body.children.length > order.length) body.lastElementChild.remove();
   $('runs-empty').hidden = state.runs.length > 0;
+  $('runs-more').hidden = !state.nextCursor;
+  $('runs-count').textContent = state.runs.length ? state.runs.length + ' run' + (state.runs.length > 1 ? 's' : '') + (state.nextCursor ? ' shown, older ones not loaded' : '') : '';
   const btn = $('compare-btn');
   btn.disabled = state.picked.length !== 2;
   btn.textContent = 'Compare selected (' + state.picked.length + '/2)';
+  updateStartButton();
 }
 
 function pick(id, on) {
@@ -342,6 +485,18 @@ function pick(id, on) {
     if (state.picked.length > 2) state.picked.shift(); // ticking a third drops the oldest pick
   }
   renderList();
+}
+
+// updateStartButton keeps the form from starting a run while another is in progress: the
+// service takes one at a time (and answers 409), so the button says so before it is pressed.
+function updateStartButton() {
+  const btn = $('start-run');
+  const running = state.runs.find((r) => !settled(r));
+  if (btn.dataset.submitting) return;
+  btn.disabled = !!running;
+  const hint = $('start-hint');
+  hint.hidden = !running;
+  hint.textContent = running ? runTitle(running) + ' is ' + (ACTIVE.has(running.status) ? running.status : 'being verified') + ': one run at a time.' : '';
 }
 
 // ---------- charts (SVG) ----------
@@ -366,10 +521,20 @@ function ticks(min, max, n) {
   const hi = Math.ceil(max / step - 1e-9) * step;
   const out = [];
   for (let v = lo; v <= hi + step / 2; v += step) out.push(+v.toPrecision(12));
-  return {lo, hi: Math.max(hi, lo + step), values: out};
+  return {lo, hi: Math.max(hi, lo + step), step, values: out};
 }
 
-const fmtAxisSecs = (v) => (v < 120 ? v + 's' : Math.floor(v / 60) + ':' + String(Math.round(v % 60)).padStart(2, '0'));
+// axisFormat formats a value axis' labels: thousands separators, and as many decimals as the
+// step needs (0.25 keeps two, so no label is rounded to a neighbour's).
+function axisFormat(step) {
+  let d = 0;
+  while (d < 4 && Math.abs(Math.round(step * 10 ** d) - step * 10 ** d) > 1e-6) d++;
+  const f = new Intl.NumberFormat('en-US', {minimumFractionDigits: 0, maximumFractionDigits: d});
+  return (v) => f.format(v);
+}
+
+// The time axis: seconds since the run started, as m:ss once it is long.
+const fmtAxisSecs = (v) => (v < 600 ? nf0.format(v) : Math.floor(v / 60) + ':' + String(Math.round(v % 60)).padStart(2, '0'));
 
 function nearest(points, x) {
   let best = null;
@@ -377,15 +542,27 @@ function nearest(points, x) {
   return best;
 }
 
-// lineChart draws series of [x, y] points (x in seconds) into a <figure> holding a .legend and a
-// .plot, and records in the figure's data-points how many x positions it drew. Each series is
-// {label, cls, dashed?, points}; y may be null for a gap.
-function lineChart(fig, opts) {
-  state.charts.set(fig, opts);
-  const plot = fig.querySelector('.plot');
+// linearX is the default x axis: seconds since the start, at least to opts.xMin (the scheduled
+// end), and always to the last point, so a run that ran late shows all of it.
+function linearX(opts, xMax, width) {
+  const end = Math.max(xMax, opts.xMin || 0, 1);
+  // Whole seconds: a 2-second run gets 0, 1, 2, not 0, 0.5, 1 rounded to 0, 1, 1.
+  const t = ticks(0, end, Math.min(Math.max(3, Math.floor(width / 70)), Math.ceil(end)));
+  return {lo: t.lo, hi: t.hi, ticks: t.values.map((v) => ({v, label: fmtAxisSecs(v)})),
+    title: xMax >= 600 ? 'time since start (min:s)' : 'time since start (s)', at: (v) => fmtSecs(v)};
+}
+
+// lineChart draws series of [x, y] points into box (a <figure> or a .subchart, holding a .plot
+// and maybe a .legend), and records what it drew in the box's data attributes, which the
+// browser test reads: data-points (x positions), data-xmax (the axis' end) and data-series.
+// opts: {series: [{key, label, cls, dashed?, points}], yTitle, xMin?, xAxis?(opts, xMax, width),
+// markers?: [{x, label}], height?, yFormat?, tipFormat?, emptyText?, ariaLabel}. y may be null
+// for a gap.
+function lineChart(box, opts) {
+  state.charts.set(box, opts);
+  const plot = box.querySelector('.plot');
   const W = Math.max(300, Math.round(plot.clientWidth || 600));
   const H = opts.height || 230;
-  const m = {l: 58, r: 16, t: 12, b: 28};
   let xMax = 0; let yMax = 0; let n = 0;
   for (const s of opts.series) {
     n = Math.max(n, s.points.length);
@@ -394,25 +571,40 @@ function lineChart(fig, opts) {
       if (isNum(y) && y > yMax) yMax = y;
     }
   }
-  const xt = ticks(0, Math.max(xMax, opts.minX || 10), Math.max(3, Math.floor((W - m.l - m.r) / 70)));
-  const yt = ticks(0, yMax > 0 ? yMax * 1.08 : opts.emptyMaxY || 1, 4);
-  const X = (x) => m.l + ((x - xt.lo) / (xt.hi - xt.lo)) * (W - m.l - m.r);
+  // Counts (opts.integer) get whole steps: a chart of 0 to 2 requests shows 0, 1, 2.
+  const yTop = Math.max(yMax > 0 ? yMax * 1.08 : opts.emptyMaxY || 1, opts.integer ? 4 : 0);
+  const yt = ticks(0, yTop, opts.height && opts.height < 150 ? 2 : 4);
+  const yFmt = opts.yFormat || axisFormat(yt.step);
+  const tipFmt = opts.tipFormat || yFmt;
+  // The left margin fits the longest value label, so "12,500" is never clipped.
+  const m = {l: 14 + 6.6 * Math.max(...yt.values.map((v) => yFmt(v).length)), r: 14, t: 22, b: 40};
+  const xs = (opts.xAxis || linearX)(opts, xMax, W - m.l - m.r);
+  const X = (x) => m.l + ((x - xs.lo) / (xs.hi - xs.lo)) * (W - m.l - m.r);
   const Y = (y) => H - m.b - ((y - yt.lo) / (yt.hi - yt.lo)) * (H - m.t - m.b);
-  const yFmt = opts.yFormat || ((v) => nf1.format(v));
 
-  const root = svg('svg', {viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': opts.ariaLabel || opts.title});
+  const root = svg('svg', {viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': opts.ariaLabel || opts.yTitle});
   const grid = svg('g', {class: 'grid'});
   const labels = svg('g', {class: 'axis-labels'});
   for (const v of yt.values) {
     grid.append(svg('line', {x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v)}));
-    labels.append(svg('text', {x: m.l - 8, y: Y(v) + 4, 'text-anchor': 'end'}, yFmt(v)));
+    labels.append(svg('text', {x: m.l - 7, y: Y(v) + 4, 'text-anchor': 'end'}, yFmt(v)));
   }
-  for (const v of xt.values) {
-    grid.append(svg('line', {class: 'xtick', x1: X(v), x2: X(v), y1: H - m.b, y2: H - m.b + 4}));
-    labels.append(svg('text', {x: X(v), y: H - m.b + 17, 'text-anchor': 'middle'}, fmtAxisSecs(v)));
+  for (const t of xs.ticks) {
+    grid.append(svg('line', {class: 'xtick', x1: X(t.v), x2: X(t.v), y1: H - m.b, y2: H - m.b + 4}));
+    labels.append(svg('text', {x: X(t.v), y: H - m.b + 16, 'text-anchor': 'middle'}, t.label));
   }
   grid.append(svg('line', {class: 'axis', x1: m.l, x2: W - m.r, y1: H - m.b, y2: H - m.b}));
+  labels.append(svg('text', {class: 'axis-title', x: 2, y: 11, 'text-anchor': 'start'}, opts.yTitle || ''));
+  labels.append(svg('text', {class: 'axis-title', x: W - m.r, y: H - 4, 'text-anchor': 'end'}, xs.title));
   root.append(grid, labels);
+  for (const mk of opts.markers || []) {
+    if (!isNum(mk.x) || mk.x < xs.lo || mk.x > xs.hi) continue;
+    // The label goes left of the line, or right of it near the left edge, clear of the y title.
+    const left = X(mk.x) - 6.2 * mk.label.length - 4 > m.l + 6.6 * (opts.yTitle || '').length;
+    root.append(svg('g', {class: 'marker'},
+      svg('line', {x1: X(mk.x), x2: X(mk.x), y1: m.t - 6, y2: H - m.b}),
+      svg('text', {x: X(mk.x) + (left ? -4 : 4), y: m.t - 8, 'text-anchor': left ? 'end' : 'start'}, mk.label)));
+  }
 
   const lines = svg('g', {class: 'series'});
   // Dashed references (targets) go on top, so they show where a solid line covers them.
@@ -424,9 +616,9 @@ function lineChart(fig, opts) {
       d += (pen ? 'L' : 'M') + X(x).toFixed(1) + ' ' + Y(y).toFixed(1);
       pen = true;
     }
-    const cls = 'line ' + s.cls + (s.dashed ? ' dashed' : '');
-    if (d) lines.append(svg('path', {d, class: cls}));
-    if (!s.dashed && s.points.length <= 90) {
+    const cls = 'line ' + s.cls + (s.dashed ? ' dashed' : '') + (s.thin ? ' thin' : '');
+    if (d) lines.append(svg('path', {d, class: cls, 'data-key': s.key}));
+    if (!s.dashed && !s.thin && s.points.length <= 60) {
       for (const [x, y] of s.points) if (isNum(y)) lines.append(svg('circle', {cx: X(x).toFixed(1), cy: Y(y).toFixed(1), r: 2.2, class: 'dot ' + s.cls}));
     }
   }
@@ -434,8 +626,20 @@ function lineChart(fig, opts) {
   if (n === 0) {
     root.append(svg('text', {x: (m.l + W - m.r) / 2, y: (H - m.b + m.t) / 2, class: 'empty-text', 'text-anchor': 'middle'}, opts.emptyText || 'Waiting for data…'));
   }
+  const tip = hover(root, opts, xs, tipFmt, {W, H, m, X});
+  plot.replaceChildren(root, tip);
+  const legend = box.querySelector(':scope > figcaption .legend');
+  if (legend) {
+    legend.replaceChildren(...opts.series.map((s) => h('li', {}, h('span', {class: 'swatch ' + s.cls + (s.dashed ? ' dashed' : ''), 'aria-hidden': 'true'}), s.label)));
+  }
+  box.dataset.points = String(n);
+  box.dataset.xmax = String(xs.hi);
+  box.dataset.series = opts.series.map((s) => s.key).join(',');
+}
 
-  // Hover: a cursor line and the values of every series at the nearest second.
+// hover adds a cursor line and a tooltip with every series' value at the nearest x.
+function hover(root, opts, xs, fmt, g) {
+  const {W, H, m, X} = g;
   const cursor = svg('line', {class: 'cursor', y1: m.t, y2: H - m.b, x1: m.l, x2: m.l, visibility: 'hidden'});
   const hit = svg('rect', {x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b, class: 'hit'});
   root.append(cursor, hit);
@@ -443,81 +647,128 @@ function lineChart(fig, opts) {
   hit.addEventListener('pointermove', (e) => {
     const r = root.getBoundingClientRect();
     const px = ((e.clientX - r.left) * W) / r.width;
-    const xv = xt.lo + ((px - m.l) / (W - m.l - m.r)) * (xt.hi - xt.lo);
-    const rows = [];
+    const xv = xs.lo + ((px - m.l) / (W - m.l - m.r)) * (xs.hi - xs.lo);
+    const lines = [];
     let at = null;
     for (const s of opts.series) {
       const p = nearest(s.points, xv);
       if (!p) continue;
       if (at == null) at = p[0];
-      rows.push(h('div', {}, h('span', {class: 'swatch ' + s.cls + (s.dashed ? ' dashed' : '')}), s.label + ': ', h('strong', {text: isNum(p[1]) ? yFmt(p[1]) : '—'})));
+      lines.push(h('div', {}, h('span', {class: 'swatch ' + s.cls + (s.dashed ? ' dashed' : '')}), s.label + ': ', h('strong', {text: isNum(p[1]) ? fmt(p[1]) : '—'})));
     }
     if (at == null) return;
     cursor.setAttribute('x1', X(at)); cursor.setAttribute('x2', X(at)); cursor.setAttribute('visibility', 'visible');
-    tip.replaceChildren(h('div', {class: 'tip-title', text: fmtAxisSecs(Math.round(at * 10) / 10)}), ...rows);
+    tip.replaceChildren(h('div', {class: 'tip-title', text: xs.at(at)}), ...lines);
     tip.hidden = false;
     const left = (X(at) / W) * r.width;
-    tip.style.left = Math.min(Math.max(0, left + 12), r.width - 190) + 'px';
+    tip.style.left = Math.min(Math.max(0, left + 12), r.width - 200) + 'px';
   });
   hit.addEventListener('pointerleave', () => { tip.hidden = true; cursor.setAttribute('visibility', 'hidden'); });
-
-  plot.replaceChildren(root, tip);
-  const legend = fig.querySelector('.legend');
-  if (legend) {
-    legend.replaceChildren(...opts.series.map((s) => h('li', {}, h('span', {class: 'swatch ' + s.cls + (s.dashed ? ' dashed' : ''), 'aria-hidden': 'true'}), s.label)));
-  }
-  fig.dataset.points = String(n);
+  return tip;
 }
 
-function chartFigure(id, title) {
+function chartFigure(id, title, sub) {
   return h('figure', {class: 'chart-fig', id, dataset: {points: '0'}},
     h('figcaption', {}, h('span', {class: 'chart-title', text: title}), h('ul', {class: 'legend'})),
-    h('div', {class: 'plot'}));
+    h('div', {class: 'plot'}),
+    sub || null);
+}
+
+// subChart is a small chart under another one, sharing its time axis (in-flight requests).
+function subChart(id, title) {
+  return h('div', {class: 'subchart', id, dataset: {points: '0'}}, h('p', {class: 'subchart-title', text: title}), h('div', {class: 'plot'}));
 }
 
 let resizeTimer = 0;
 window.addEventListener('resize', () => {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
-    for (const [fig, opts] of state.charts) {
-      if (fig.isConnected) lineChart(fig, opts);
-      else state.charts.delete(fig);
+    for (const [box, opts] of state.charts) {
+      if (box.isConnected) lineChart(box, opts);
+      else state.charts.delete(box);
     }
   }, 150);
 });
 
+// nines is where a percentile goes on a "nines" axis: 90 is 1, 99 is 2, 99.9 is 3. The tail,
+// where latency problems live, gets as much room as the bulk of the requests.
+const nines = (p) => -Math.log10(1 - Math.min(p, 99.9999) / 100);
+
+function ninesLabel(k) {
+  if (k === 0) return '0';
+  return (100 - 10 ** (2 - k)).toFixed(Math.max(0, k - 2));
+}
+
+// ninesAxis is the distribution chart's x axis: whole nines up to the last finite percentile,
+// then one step more for p100 (the maximum).
+function ninesAxis(maxNines) {
+  return () => {
+    const top = Math.max(2, Math.ceil(maxNines - 1e-9));
+    const t = [];
+    for (let k = 0; k <= top; k++) t.push({v: k, label: ninesLabel(k)});
+    t.push({v: top + 1, label: 'max'});
+    return {lo: 0, hi: top + 1, ticks: t, title: 'percentile', at: (v) => (v > top ? 'max' : 'p' + nf3.format(100 - 100 * 10 ** -v))};
+  };
+}
+
 // ---------- series from a run and its points ----------
 
-// scheduledRate is the rate the schedule asks for over [a, b) seconds of the running phase: a
-// linear ramp from 0 over ramp_up_s, then the configured rate, until duration_s.
-function scheduledRate(cfg, a, b) {
-  const rate = cfg.rate; const ramp = cfg.ramp_up_s || 0; const dur = cfg.duration_s || Infinity;
-  if (!isNum(rate)) return null;
-  b = Math.min(b, dur);
-  if (!(b > a)) return null;
-  const expected = (t) => (t <= 0 ? 0 : t < ramp ? (rate * t * t) / (2 * ramp) : rate * (t - ramp / 2));
-  return (expected(b) - expected(a)) / (b - a);
+// perSecond turns a point's count into a rate: the last second of a run may be partial, and its
+// rate (sent over the part of the second that passed) says how long that part was.
+function perSecond(p, count) {
+  if (!isNum(count)) return null;
+  const length = p.sent > 0 && p.rate > 0 ? Math.min(1, p.sent / p.rate) : 1;
+  return count / length;
 }
 
 // answered says a second had answers, so latencies; a second without any (the tail of a
 // stopped run) is a gap in the latency lines, not a zero.
-const answered = (p) => (p.ok == null && p.failed == null) || (p.ok || 0) + (p.failed || 0) > 0;
+const hasAnswers = (p) => (p.ok == null && p.failed == null) || (p.ok || 0) + (p.failed || 0) > 0;
 
-// seriesOf turns timeseries points into chart inputs: x is seconds since the run started.
+// seriesOf turns timeseries points into chart inputs. A point's x is the end of its second since
+// the run started, so a 20-second run's last point is at 20, its scheduled end.
 function seriesOf(run, points) {
-  const cfg = run.config || {};
   const t0 = parseTime(run.started_at) ?? (points.length ? parseTime(points[0].t) : null) ?? 0;
-  const xs = points.map((p) => Math.max(0, Math.round(((parseTime(p.t) ?? t0) - t0) / 100) / 10));
-  const col = (f) => points.map((p, i) => [xs[i], f(p, xs[i])]);
+  const xs = points.map((p, i) => {
+    const t = parseTime(p.t);
+    return (t == null ? i : Math.round((t - t0) / 100) / 10) + 1;
+  });
+  const col = (f) => points.map((p, i) => [xs[i], f(p)]);
+  const lat = (k) => col((p) => (hasAnswers(p) ? p[k] : null));
   return {
-    achieved: col((p) => (isNum(p.rate) ? p.rate : p.sent)),
-    failed: col((p) => p.failed),
-    target: col((p, x) => scheduledRate(cfg, x, x + 1) ?? run.target_rate),
-    p50: col((p) => (answered(p) ? p.p50_ms : null)),
-    p99: col((p) => (answered(p) ? p.p99_ms : null)),
-    anyFailed: points.some((p) => p.failed > 0),
-    minX: isNum(cfg.duration_s) ? cfg.duration_s : 10,
+    sent: col((p) => (isNum(p.rate) ? p.rate : p.sent)),
+    answered: col((p) => perSecond(p, p.answered)),
+    target: col((p) => (isNum(p.target) ? p.target : run.target_rate)),
+    inFlight: col((p) => p.in_flight),
+    p50: lat('p50_ms'), p90: lat('p90_ms'), p95: lat('p95_ms'), p99: lat('p99_ms'), max: lat('max_ms'),
+    errors: errorSeries(points, xs),
+    end: scheduledEnd(run),
   };
+}
+
+// scheduledEnd is when the schedule ends, in seconds since the start.
+function scheduledEnd(run) {
+  const cfg = run.config || {};
+  if (Array.isArray(cfg.stages) && cfg.stages.length) return cfg.stages.reduce((a, s) => a + (s.duration_s || 0), 0);
+  return isNum(cfg.duration_s) ? cfg.duration_s : null;
+}
+
+const ERROR_LINES = 6; // codes drawn one by one; the rarer ones are summed as "other"
+
+// errorSeries is one line per error code, failures per second, the most frequent codes first.
+function errorSeries(points, xs) {
+  const totals = new Map();
+  for (const p of points) for (const [c, n] of Object.entries(p.errors || {})) totals.set(c, (totals.get(c) || 0) + n);
+  const codes = [...totals.entries()].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([c]) => c);
+  const shown = codes.slice(0, codes.length > ERROR_LINES ? ERROR_LINES - 1 : ERROR_LINES);
+  const rest = codes.slice(shown.length);
+  const out = shown.map((c, i) => ({key: c, label: c + (REJECTIONS.has(c) ? ' (rule)' : ''), cls: 'c-e' + i,
+    points: points.map((p, j) => [xs[j], (p.errors || {})[c] || 0])}));
+  if (rest.length) {
+    out.push({key: 'other', label: 'other (' + rest.length + ' codes)', cls: 'c-e5',
+      points: points.map((p, j) => [xs[j], rest.reduce((a, c) => a + ((p.errors || {})[c] || 0), 0)])});
+  }
+  return out;
 }
 
 // ---------- routing ----------
@@ -544,43 +795,70 @@ function route() {
 function showPlaceholder() {
   const d = $('detail');
   d.replaceChildren(h('h2', {id: 'detail-title', text: 'No run selected'}),
-    h('p', {class: 'empty', text: 'Pick a run in the list to see its live charts, errors, summary and verification — or start a new one. Tick two runs to compare them side by side.'}));
+    h('p', {class: 'empty', text: 'Pick a run in the list to see its live charts, thresholds, errors, summary and verification — or start a new one. Tick two runs to compare them.'}));
   d.hidden = false;
 }
 
 // ---------- one run ----------
 
+// pollRun follows a run: every second while it runs, every two while it is verified or its data
+// is deleted, then it stops. The timeseries is read while points still come, the latency
+// distribution every few polls while it runs and once at the end.
 async function pollRun(gen, id) {
-  const view = {id, run: null, points: [], seen: [], els: null};
+  const view = {id, gen, run: null, points: [], percentiles: [], seen: [], els: null, polls: 0, finalData: false};
   const d = $('detail');
   d.replaceChildren(h('h2', {id: 'detail-title'}, 'Run ', h('code', {text: shortId(id)})), h('p', {class: 'empty', text: 'Loading…'}));
+  delete d.dataset.status; // the previous run's, until this one is read
+  delete d.dataset.phase;
   d.hidden = false;
-  while (gen === state.gen) {
+  followRun(view);
+}
+
+async function followRun(view) {
+  if (view.following) return;
+  view.following = true;
+  const d = $('detail');
+  while (view.gen === state.gen) {
     const began = Date.now();
-    let done = false;
     try {
-      const [run, ts] = await Promise.all([api('GET', '/runs/' + encodeURIComponent(id)), api('GET', '/runs/' + encodeURIComponent(id) + '/timeseries')]);
-      if (gen !== state.gen) return;
-      view.points = (ts && ts.points) || [];
+      const run = await api('GET', runPath(view.id));
+      if (view.gen !== state.gen) break;
+      clearBanner('detail');
+      await readSeries(view, run);
+      if (view.gen !== state.gen) break;
       noteStatus(view, run);
       view.run = run;
       upsertRun(run);
       renderRun(view);
-      // Keep polling while the run is active, then until its verification is in.
-      done = settled(run);
+      if (!busy(run) && !view.deleting && view.finalData) break;
     } catch (e) {
-      if (gen !== state.gen) return;
+      if (view.gen !== state.gen) break;
       if (e.status === 404) {
-        d.replaceChildren(h('h2', {id: 'detail-title', text: 'Run not found'}), h('p', {class: 'empty'}, 'There is no run ', h('code', {text: id}), '.'));
-        return;
+        d.replaceChildren(h('h2', {id: 'detail-title', text: 'Run not found'}), h('p', {class: 'empty'}, 'There is no run ', h('code', {text: view.id}), '.'));
+        break;
       }
-      if (e.status === 401) return; // the token panel is open; saving a token restarts the view
+      if (e.status === 401) break; // the token panel is open; saving a token restarts the view
       if (e.status) showBanner('detail', 'Reading the run failed: ' + e.message);
     }
-    if (done) return;
     const active = view.run && ACTIVE.has(view.run.status);
-    await sleep(Math.max(100, (active ? LIVE_MS : 2000) - (Date.now() - began)));
+    await sleep(Math.max(100, (active ? LIVE_MS : IDLE_MS) - (Date.now() - began)));
   }
+  view.following = false;
+}
+
+// readSeries reads the timeseries and the distribution while they still change, and once
+// more when the run is done (finalData then says nothing more will come).
+async function readSeries(view, run) {
+  if (view.finalData) return;
+  const done = settled(run);
+  const wantHist = done || view.polls % HISTOGRAM_EVERY === 0;
+  view.polls++;
+  const [ts, hist] = await Promise.all([
+    api('GET', runPath(view.id, '/timeseries')),
+    wantHist && run.status !== 'preparing' ? api('GET', runPath(view.id, '/histogram')) : null]);
+  view.points = (ts && ts.points) || [];
+  if (hist) view.percentiles = hist.percentiles || [];
+  view.finalData = done;
 }
 
 // stageOf is the status, and while the run is being verified, that too.
@@ -594,7 +872,7 @@ function noteStatus(view, run) {
   const last = view.seen[view.seen.length - 1];
   if (!last || last.stage !== stage) {
     view.seen.push({stage, at: Date.now()});
-    if (last) announce('Run ' + shortId(run.id) + ' is now ' + stage + '.');
+    if (last) announce(runTitle(run) + ' is now ' + stage + '.');
   }
 }
 
@@ -603,101 +881,94 @@ function announce(msg) {
   if (live) live.textContent = msg;
 }
 
-// renderRun builds the detail's skeleton once per run, then fills its parts on every poll.
+// buildRun makes the detail's skeleton, once per run shown; renderRun fills it on every poll.
+function buildRun(view) {
+  const run = view.run;
+  const e = (view.els = {});
+  e.title = h('h2', {id: 'detail-title'});
+  e.status = h('span', {class: 'status'});
+  e.result = h('span', {});
+  e.stop = h('button', {type: 'button', class: 'danger', id: 'stop-run', onclick: () => stopRun(view)}, 'Stop run');
+  e.del = h('button', {type: 'button', class: 'secondary', id: 'delete-data', onclick: () => deleteData(view)}, 'Delete test data');
+  e.again = h('button', {type: 'button', class: 'secondary', onclick: () => fillForm(view.run.config || {}, view.run.name)}, 'Copy setup to form');
+  e.live = h('span', {class: 'live'});
+  e.phase = h('span', {class: 'phase', hidden: true, text: 'verifying…'});
+  e.message = h('p', {class: 'message', role: 'status', hidden: true});
+  e.cleanup = h('p', {class: 'message', id: 'cleanup-status', role: 'status', hidden: true});
+  e.outcome = h('div', {class: 'outcome', id: 'outcome'});
+  e.failure = h('p', {class: 'failure', role: 'alert', hidden: true});
+  e.abort = h('p', {class: 'failure', id: 'abort-reason', role: 'alert', hidden: true});
+  e.behind = h('p', {class: 'behind', id: 'behind-banner', role: 'status', hidden: true});
+  e.steps = h('ol', {class: 'steps', 'aria-label': 'Status'});
+  e.history = h('ul', {class: 'history', 'aria-label': 'Status changes seen'});
+  e.progress = h('div', {class: 'progress', hidden: true});
+  e.rate = rateControl(view);
+  e.kpis = h('dl', {class: 'kpis'});
+  e.inflight = subChart('chart-inflight', 'In flight: requests sent and not yet answered, at the end of each second');
+  e.tp = chartFigure('chart-throughput', 'Throughput', e.inflight);
+  e.lat = chartFigure('chart-latency', 'Latency over time');
+  e.errChart = chartFigure('chart-errors', 'Errors by code over time');
+  e.dist = chartFigure('chart-distribution', 'Latency distribution');
+  e.thresholds = h('div', {});
+  e.errors = h('div', {});
+  e.summary = h('div', {});
+  e.verification = h('div', {});
+  e.config = h('div', {});
+  e.extra = h('div', {});
+  const dl = (id, label, fn) => h('button', {type: 'button', class: 'secondary small', id, onclick: (ev) => download(view, ev.currentTarget, fn)}, label);
+  $('detail').replaceChildren(
+    h('div', {class: 'detail-head'},
+      e.title, e.status, e.result, e.phase, e.live,
+      h('div', {class: 'actions'}, e.again, e.stop, e.del)),
+    h('div', {class: 'downloads'}, h('span', {class: 'hint', text: 'Download:'}),
+      dl('dl-json', 'JSON (run + timeseries)', saveJSON), dl('dl-csv', 'CSV (timeseries)', saveCSV), dl('dl-report', 'HTML report', saveReport)),
+    h('p', {class: 'sr-only live-region', 'aria-live': 'polite'}),
+    e.message, e.cleanup, e.failure, e.abort, e.behind, e.outcome,
+    h('div', {class: 'status-row'}, e.steps, e.history),
+    e.progress, e.rate,
+    e.kpis,
+    h('div', {class: 'charts'}, e.tp, e.lat, e.errChart, e.dist),
+    h('section', {class: 'panel wide', 'aria-labelledby': 'thr-title'}, h('h3', {id: 'thr-title', text: 'Thresholds'}), e.thresholds),
+    h('div', {class: 'panels'},
+      h('section', {class: 'panel summary', 'aria-labelledby': 'sum-title'}, h('h3', {id: 'sum-title', text: 'Summary'}), e.summary),
+      h('div', {class: 'stack'},
+        h('section', {class: 'panel', 'aria-labelledby': 'ver-title'}, h('h3', {id: 'ver-title', text: 'Verification'}), e.verification),
+        h('section', {class: 'panel', 'aria-labelledby': 'err-title'}, h('h3', {id: 'err-title', text: 'Errors'}), e.errors))),
+    e.extra,
+    h('details', {class: 'config'}, h('summary', {text: 'Configuration'}), e.config));
+  e.title.replaceChildren(run.name ? h('span', {class: 'run-name', text: run.name}) : 'Run', ' ', h('code', {text: shortId(run.id), title: run.id}));
+}
+
 function renderRun(view) {
   const run = view.run;
-  const d = $('detail');
-  if (!view.els) {
-    const e = (view.els = {});
-    e.status = h('span', {class: 'status'});
-    e.stop = h('button', {type: 'button', class: 'danger', id: 'stop-run', onclick: () => stopRun(view)}, 'Stop run');
-    e.del = h('button', {type: 'button', class: 'secondary', id: 'delete-data', onclick: () => deleteData(view)}, 'Delete test data');
-    e.again = h('button', {type: 'button', class: 'secondary', onclick: () => fillForm(view.run.config || {})}, 'Copy setup to form');
-    e.live = h('span', {class: 'live'});
-    e.phase = h('span', {class: 'phase', hidden: true, text: 'verifying…'});
-    e.behind = h('p', {class: 'behind', role: 'status', hidden: true});
-    e.message = h('p', {class: 'message', role: 'status', hidden: true});
-    e.steps = h('ol', {class: 'steps', 'aria-label': 'Status'});
-    e.history = h('ul', {class: 'history', 'aria-label': 'Status changes seen'});
-    e.progress = h('div', {class: 'progress', hidden: true});
-    e.failure = h('p', {class: 'failure', role: 'alert', hidden: true});
-    e.kpis = h('dl', {class: 'kpis'});
-    e.tp = chartFigure('chart-throughput', 'Throughput (requests per second)');
-    e.lat = chartFigure('chart-latency', 'Latency percentiles (ms)');
-    e.errors = h('div', {});
-    e.summary = h('div', {});
-    e.verification = h('div', {});
-    e.config = h('div', {});
-    e.extra = h('div', {});
-    d.replaceChildren(
-      h('div', {class: 'detail-head'},
-        h('h2', {id: 'detail-title'}, 'Run ', h('code', {text: shortId(run.id), title: run.id})),
-        e.status, e.phase, e.live,
-        h('div', {class: 'actions'}, e.again, e.stop, e.del)),
-      h('p', {class: 'sr-only live-region', 'aria-live': 'polite'}),
-      e.message, e.failure, e.behind,
-      h('div', {class: 'status-row'}, e.steps, e.history),
-      e.progress,
-      e.kpis,
-      h('div', {class: 'charts'}, e.tp, e.lat),
-      h('div', {class: 'panels'},
-        h('section', {class: 'panel summary', 'aria-labelledby': 'sum-title'}, h('h3', {id: 'sum-title', text: 'Summary'}), e.summary),
-        h('div', {class: 'stack'},
-          h('section', {class: 'panel', 'aria-labelledby': 'ver-title'}, h('h3', {id: 'ver-title', text: 'Verification'}), e.verification),
-          h('section', {class: 'panel', 'aria-labelledby': 'err-title'}, h('h3', {id: 'err-title', text: 'Errors'}), e.errors))),
-      e.extra,
-      h('details', {class: 'config'}, h('summary', {text: 'Configuration'}), e.config));
-  }
+  if (!view.els) buildRun(view);
   const e = view.els;
+  const d = $('detail');
   const active = ACTIVE.has(run.status);
   e.status.className = 'status status-' + run.status;
   e.status.textContent = run.status;
+  e.result.replaceChildren(resultBadge(run));
   e.phase.hidden = !(FINAL.has(run.status) && !settled(run));
   e.stop.disabled = !active;
-  // The service refuses to clean up a run until it is over and verified.
-  e.del.disabled = !settled(run) || view.deleting;
-  e.del.textContent = run.cleanup ? 'Delete test data again' : 'Delete test data';
   e.live.className = 'live' + (active ? ' on' : '');
   e.live.textContent = active ? 'live · ' + fmtTime(Date.now()) : 'updated ' + fmtTime(Date.now());
   d.dataset.status = run.status;
   d.dataset.phase = run.phase || '';
-  e.behind.hidden = !(run.behind && run.status !== 'preparing');
-  e.behind.textContent = 'Behind schedule: the generator sent under 99 % of the scheduled rate or over 1 % of its requests late, so the load was lighter than asked.';
   if (FINAL.has(run.status) && view.stopFlash) {
     view.stopFlash = false;
     e.message.hidden = true;
   }
-  if (run.cleanup && !view.flashed) {
-    const c = run.cleanup;
-    view.flashed = true;
-    flash(view, 'Test data deleted' + (parseTime(c.at) ? ' at ' + fmtTime(c.at, true) : '') + ': ' + cleanupText(c) + '.', 'success');
-  }
-
+  renderBanners(e, run);
+  renderCleanup(view);
+  renderOutcome(e.outcome, run);
   renderSteps(e.steps, run);
   e.history.replaceChildren(...view.seen.map((s, i) => h('li', {},
     h('time', {text: fmtTime(s.at)}), ' ', i === 0 ? 'seen ' : view.seen[i - 1].stage + ' → ', h('strong', {text: s.stage}))));
   renderProgress(e.progress, run);
-  e.failure.hidden = !(run.status === 'failed' && run.error);
-  e.failure.textContent = run.error ? 'The run failed: ' + run.error : '';
+  renderRateControl(view);
   renderKpis(e.kpis, run);
-
-  const s = seriesOf(run, view.points);
-  const tpSeries = [
-    {label: 'target', cls: 'c-target', dashed: true, points: s.target},
-    {label: 'achieved (sent/s)', cls: 'c-achieved', points: s.achieved},
-  ];
-  if (s.anyFailed) tpSeries.push({label: 'failed/s', cls: 'c-failed', points: s.failed});
-  const last = view.points[view.points.length - 1];
-  lineChart(e.tp, {title: 'Throughput', series: tpSeries, minX: s.minX, yFormat: (v) => nf0.format(v), emptyMaxY: run.target_rate,
-    emptyText: run.status === 'preparing' ? 'Preparing users and accounts…' : 'No points yet',
-    ariaLabel: 'Throughput over ' + view.points.length + ' seconds' + (last ? ', last ' + fmtRate(last.rate) + ' per second against a target of ' + fmtRate(run.target_rate) : '')});
-  lineChart(e.lat, {title: 'Latency', series: [
-    {label: 'p50', cls: 'c-p50', points: s.p50},
-    {label: 'p99', cls: 'c-p99', points: s.p99}],
-  minX: s.minX, yFormat: fmtAxisMs,
-  emptyText: run.status === 'preparing' ? 'Preparing users and accounts…' : 'No points yet',
-  ariaLabel: 'Latency over ' + view.points.length + ' seconds' + (last ? ', last p50 ' + fmtMs(last.p50_ms) + ', p99 ' + fmtMs(last.p99_ms) : '')});
-
+  renderCharts(view);
+  e.thresholds.replaceChildren(thresholdsTable(run));
   e.summary.replaceChildren(summaryTable(run));
   e.errors.replaceChildren(errorsTable(run));
   e.verification.replaceChildren(verificationView(run));
@@ -705,9 +976,71 @@ function renderRun(view) {
   e.config.replaceChildren(configList(run.config || {}));
 }
 
-function fmtAxisMs(v) {
-  if (v >= 10000) return nf0.format(v / 1000) + ' s';
-  return (v >= 10 ? nf0 : nf2).format(v);
+// renderBanners shows why a run ended early or fell short: its error, the threshold that aborted
+// it, and, only when the service says it is behind, its explanation of why.
+function renderBanners(e, run) {
+  e.failure.hidden = !(run.status === 'failed' && run.error);
+  e.failure.textContent = run.error ? 'The run failed: ' + run.error : '';
+  e.abort.hidden = !(run.status === 'aborted');
+  e.abort.textContent = 'Aborted: ' + (run.abort_reason || 'a threshold with abort broke.');
+  e.behind.hidden = run.behind !== true;
+  e.behind.replaceChildren(h('strong', {text: 'Behind schedule: '}),
+    run.behind_detail || 'the generator sent under 99 % of the scheduled rate, so the load was lighter than asked.');
+}
+
+function renderOutcome(box, run) {
+  const o = outcome(run);
+  box.hidden = o.key === 'aborted'; // the abort banner above says it, with the reason
+  box.className = 'outcome outcome-' + o.key;
+  box.dataset.result = o.key;
+  const head = {pass: '✓ Pass', fail: '✗ Fail', aborted: '✗ Aborted', pending: '… Not judged yet', none: '– No verdict'}[o.key];
+  box.replaceChildren(h('strong', {text: head}), o.reasons.length === 1 ? ': ' + o.reasons[0]
+    : h('ul', {}, o.reasons.map((r) => h('li', {text: r}))));
+}
+
+function renderCharts(view) {
+  const run = view.run;
+  const e = view.els;
+  const s = seriesOf(run, view.points);
+  const markers = s.end ? [{x: s.end, label: 'scheduled end'}] : [];
+  const empty = run.status === 'preparing' ? 'Preparing users and accounts…' : 'No points yet';
+  // Every chart spans the schedule and every point, so they line up, also past a late end.
+  const lastX = s.sent.length ? s.sent[s.sent.length - 1][0] : 0;
+  const common = {xMin: Math.max(s.end || 10, lastX), markers, emptyText: empty};
+  const last = view.points[view.points.length - 1];
+  lineChart(e.tp, {...common, yTitle: 'requests/s', tipFormat: (v) => fmtRate(v) + '/s', emptyMaxY: run.target_rate, series: [
+    {key: 'target', label: 'target/s', cls: 'c-target', dashed: true, points: s.target},
+    {key: 'sent', label: 'sent/s', cls: 'c-sent', points: s.sent},
+    // Thinner on top of sent/s, so both show where they coincide (a run that keeps up).
+    {key: 'answered', label: 'answered/s', cls: 'c-answered', thin: true, points: s.answered}],
+  ariaLabel: 'Throughput over ' + view.points.length + ' seconds' + (last ? ', last ' + fmtRate(last.rate) + ' sent per second against a target of ' + fmtRate(last.target) : '')});
+  e.tp.dataset.lastTarget = last && isNum(last.target) ? String(last.target) : '';
+  lineChart(e.inflight, {...common, markers: [], height: 120, yTitle: 'requests', emptyText: '', integer: true,
+    series: [{key: 'in_flight', label: 'in flight', cls: 'c-inflight', points: s.inFlight}], ariaLabel: 'Requests in flight per second'});
+  lineChart(e.lat, {...common, yTitle: 'ms', tipFormat: fmtMs, series: [
+    {key: 'p50', label: 'p50', cls: 'c-p50', points: s.p50},
+    {key: 'p90', label: 'p90', cls: 'c-p90', points: s.p90},
+    {key: 'p95', label: 'p95', cls: 'c-p95', points: s.p95},
+    {key: 'p99', label: 'p99', cls: 'c-p99', points: s.p99},
+    {key: 'max', label: 'max', cls: 'c-max', thin: true, points: s.max}],
+  ariaLabel: 'Latency per second' + (last ? ', last p50 ' + fmtMs(last.p50_ms) + ', p99 ' + fmtMs(last.p99_ms) : '')});
+  lineChart(e.errChart, {...common, yTitle: 'failures/s', integer: true, series: s.errors,
+    emptyText: view.points.length ? 'No errors' : empty, ariaLabel: 'Failures per second by error code'});
+  renderDistribution(view);
+}
+
+// renderDistribution draws the whole run's latency by percentile, on a nines axis.
+function renderDistribution(view) {
+  const ps = (view.percentiles || []).filter((p) => isNum(p.p) && isNum(p.ms));
+  const finite = ps.filter((p) => p.p < 100);
+  const top = finite.length ? nines(finite[finite.length - 1].p) : 3;
+  const axis = ninesAxis(top);
+  const end = Math.max(2, Math.ceil(top - 1e-9)) + 1;
+  lineChart(view.els.dist, {yTitle: 'ms', xAxis: axis, tipFormat: fmtMs,
+    series: [{key: 'latency', label: 'latency at percentile', cls: 'c-p99', points: ps.map((p) => [p.p >= 100 ? end : nines(p.p), p.ms])}],
+    emptyText: view.run.status === 'preparing' ? 'Preparing users and accounts…' : 'No answers yet',
+    ariaLabel: 'Latency distribution of the whole run, by percentile'});
+  view.els.dist.dataset.xticks = axis().ticks.map((t) => t.label).join(',');
 }
 
 function renderSteps(ol, run) {
@@ -723,7 +1056,7 @@ function renderSteps(ol, run) {
   const idx = st === 'preparing' ? 0 : st === 'running' ? 1 : verifying ? 3 : 4;
   ol.replaceChildren(...steps.map((s, i) => {
     let cls = i < idx ? 'done' : i === idx ? 'current' : 'todo';
-    if (i === 2 && st === 'failed') cls = 'bad';
+    if (i === 2 && (st === 'failed' || st === 'aborted')) cls = 'bad';
     if (i === 2 && st === 'stopped') cls = 'stopped';
     if (i === 3 && v && verdict(v) === false) cls = 'bad';
     if (i === 3 && !v && settled(run)) cls = 'skipped';
@@ -733,56 +1066,114 @@ function renderSteps(ol, run) {
   }));
 }
 
-// renderProgress shows how far preparation got, when the run carries a progress: the service
-// sends {step, users, users_total, accounts, accounts_total, deposits, deposits_total,
-// fraction}; any other "<name>" with "<name>_total" is shown the same way.
+// renderProgress shows how far preparation got: the service sends {step, users, users_total,
+// accounts, accounts_total, deposits, deposits_total, fraction}.
 function renderProgress(box, run) {
   const p = run.progress;
   if (run.status !== 'preparing' || !p || typeof p !== 'object') {
     box.hidden = true;
     return;
   }
-  const order = ['users', 'accounts', 'deposits'];
-  const items = Object.keys(p).filter((k) => k.endsWith('_total') && isNum(p[k]) && p[k] > 0)
-    .map((k) => k.slice(0, -'_total'.length))
-    .sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99))
-    .map((name) => [name, isNum(p[name]) ? p[name] : 0, p[name + '_total']]);
   const bar = (id, label, done, total) => h('div', {class: 'progress-item'},
     h('label', {for: id}, label, h('strong', {text: total === 1 ? fmtPct(done) : fmtInt(done) + ' of ' + fmtInt(total)})),
     h('progress', {id, max: Math.max(1, total), value: Math.min(done, total)}));
+  const items = ['users', 'accounts', 'deposits'].filter((k) => isNum(p[k + '_total']) && p[k + '_total'] > 0);
   box.replaceChildren(
     h('h3', {}, 'Preparing', p.step ? h('span', {class: 'hint', text: ' — step: ' + p.step}) : null),
     isNum(p.fraction) ? bar('progress-overall', 'Overall: ', p.fraction, 1) : null,
-    h('div', {class: 'progress-items'}, items.map(([name, done, total]) => bar('progress-' + name, humanize(name) + ' created: ', done, total))));
+    h('div', {class: 'progress-items'}, items.map((k) => bar('progress-' + k, humanize(k) + ' created: ', p[k] || 0, p[k + '_total']))));
   box.hidden = false;
-}
-
-function runSeconds(run) {
-  const a = parseTime(run.started_at);
-  if (a == null) return null;
-  const b = parseTime(run.ended_at) ?? (ACTIVE.has(run.status) ? Date.now() : null);
-  return b == null ? null : (b - a) / 1000;
 }
 
 function renderKpis(dl, run) {
   const lat = run.latency_ms || {};
-  const cfg = run.config || {};
   const secs = runSeconds(run);
+  const end = scheduledEnd(run);
   const kpi = (label, value, sub, cls) => h('div', {class: 'kpi ' + (cls || '')}, h('dt', {text: label}), h('dd', {}, value, sub ? h('span', {class: 'sub', text: sub}) : null));
   const rejected = isNum(run.rejected) ? run.rejected : null;
+  // The achieved rate is set against the scheduled rate, which a ramp or stages lower below the
+  // target: a healthy ramp reaches it.
+  const sched = isNum(run.scheduled_rate) && run.scheduled_rate > 0 ? run.scheduled_rate : null;
   dl.replaceChildren(
     kpi('Sent', fmtInt(run.sent), ACTIVE.has(run.status) && isNum(run.in_flight) ? fmtInt(run.in_flight) + ' in flight' : isNum(run.scheduled) ? 'of ' + fmtInt(run.scheduled) + ' scheduled' : null),
     kpi('OK', fmtInt(run.ok), run.sent ? fmtPct(run.ok / run.sent) : null, 'good'),
     kpi('Failed', fmtInt(run.failed), rejected != null ? fmtInt(rejected) + ' rejected by rules' : run.sent ? fmtPct(run.failed / run.sent) : null,
       run.failed - (rejected || 0) > 0 ? 'bad' : run.failed > 0 ? 'warn' : ''),
-    kpi('Achieved rate', fmtRate(run.achieved_rate) + '/s', 'target ' + fmtRate(run.target_rate) + '/s', run.behind ? 'warn' : ''),
+    kpi('Achieved rate', fmtRate(run.achieved_rate) + '/s', sched ? 'of ' + fmtRate(sched) + '/s scheduled' : 'target ' + fmtRate(run.target_rate) + '/s', run.behind ? 'warn' : ''),
     kpi('p99 latency', fmtMs(lat.p99), 'p50 ' + fmtMs(lat.p50)),
-    kpi('Elapsed', fmtSecs(secs), isNum(cfg.duration_s) ? 'of ' + fmtSecs(cfg.duration_s) : null));
+    kpi('Elapsed', fmtSecs(secs), end ? 'of ' + fmtSecs(end) + ' scheduled' : null, end && secs > end + 1 ? 'warn' : ''));
+}
+
+// rateControl changes a running run's rate (PATCH): the schedule continues at the new rate from
+// that moment, and the target line of the chart follows.
+function rateControl(view) {
+  const input = h('input', {id: 'rate-input', type: 'number', min: '0', step: 'any', inputmode: 'decimal', 'aria-describedby': 'rate-error'});
+  const btn = h('button', {type: 'submit', id: 'rate-apply'}, 'Set rate');
+  const err = h('p', {class: 'field-error', id: 'rate-error', 'aria-live': 'polite'});
+  const now = h('span', {class: 'hint', id: 'rate-now'});
+  const form = h('form', {class: 'rate-form', id: 'rate-form', hidden: true, onsubmit: (ev) => { ev.preventDefault(); setRate(view, input, btn, err); }},
+    h('label', {for: 'rate-input', text: 'Change the rate'}), input, h('span', {class: 'unit', text: 'requests/s'}), btn,
+    now, err);
+  view.rateEls = {form, input, btn, err, now};
+  return form;
+}
+
+function renderRateControl(view) {
+  const {form, input, now} = view.rateEls;
+  const running = view.run.status === 'running';
+  form.hidden = !running;
+  input.placeholder = fmtRate(view.run.target_rate);
+  now.textContent = 'target now ' + fmtRate(view.run.target_rate) + '/s';
+}
+
+async function setRate(view, input, btn, err) {
+  err.textContent = '';
+  input.removeAttribute('aria-invalid');
+  const rate = Number(input.value);
+  if (input.value.trim() === '' || !Number.isFinite(rate)) {
+    err.textContent = 'Enter a number of requests per second.';
+    input.setAttribute('aria-invalid', 'true');
+    return;
+  }
+  btn.disabled = true;
+  try {
+    const run = await api('PATCH', runPath(view.id), {rate});
+    view.run = run;
+    upsertRun(run);
+    input.value = '';
+    flash(view, 'Rate set to ' + fmtRate(run.target_rate) + '/s from now on.', 'success');
+    renderRun(view);
+  } catch (e) {
+    if (e.status === 400) {
+      err.textContent = ((e.problem.errors || [])[0] || {}).message || e.message;
+      input.setAttribute('aria-invalid', 'true');
+    } else if (e.status !== 401) {
+      flash(view, 'Changing the rate failed: ' + e.message, 'error');
+    }
+  }
+  btn.disabled = false;
 }
 
 function kvTable(rows, caption) {
   return h('table', {class: 'kv'}, caption ? h('caption', {class: 'sr-only', text: caption}) : null,
     h('tbody', {}, rows.filter(Boolean).map(([k, v, cls]) => h('tr', {class: cls || null}, h('th', {scope: 'row', text: k}), h('td', {class: 'num'}, v)))));
+}
+
+// thresholdsTable lists the run's thresholds with what was observed so far and whether each
+// held: windowed ones are judged live, whole-run ones at the end.
+function thresholdsTable(run) {
+  const ts = run.thresholds || [];
+  if (!ts.length) return h('p', {class: 'empty', text: 'No thresholds: the run is judged on its verification and error rate.'});
+  const mark = (p) => (p === true ? h('span', {class: 'mark ok', text: '✓ held'}) : p === false ? h('span', {class: 'mark bad', text: '✗ broken'})
+    : h('span', {class: 'mark pending', text: '… not judged yet'}));
+  return h('table', {class: 'errors thresholds-table', id: 'thresholds-table'},
+    h('caption', {class: 'sr-only', text: 'Thresholds, with what was observed'}),
+    h('thead', {}, h('tr', {}, ['Threshold', 'Judged on', 'Observed', 'Result'].map((t, i) => h('th', {scope: 'col', class: i === 2 ? 'num' : null, text: t})))),
+    h('tbody', {}, ts.map((t, i) => h('tr', {class: t.passed === false ? 'bad' : null, dataset: {index: String(i), passed: String(t.passed ?? null)}},
+      h('td', {}, thresholdText(t), t.abort ? h('span', {class: 'kind error', text: ' aborts'}) : null),
+      h('td', {text: windowText(t) + (t.window_s ? ' (worst)' : '')}),
+      h('td', {class: 'num observed', text: isNum(t.observed) ? fmtMetric(t.metric, t.observed) : '—'}),
+      h('td', {}, mark(t.passed))))));
 }
 
 function summaryTable(run) {
@@ -793,15 +1184,15 @@ function summaryTable(run) {
     h('p', {class: 'hint', text: FINAL.has(run.status) ? 'Final figures for the run.' : 'So far; final when the run ends.'}),
     h('div', {class: 'summary-grid'},
       kvTable([
-        ['Target rate', fmtRate(run.target_rate) + ' /s'],
-        isNum(run.scheduled_rate) ? ['Scheduled rate', fmtRate(run.scheduled_rate) + ' /s'] : null,
-        ['Achieved rate', fmtRate(run.achieved_rate) + ' /s', run.behind ? 'warn' : null],
+        ['Target rate' + (ACTIVE.has(run.status) ? ' (now)' : ''), fmtRate(run.target_rate) + '/s'],
+        isNum(run.scheduled_rate) ? ['Scheduled rate', fmtRate(run.scheduled_rate) + '/s'] : null,
+        ['Achieved rate', fmtRate(run.achieved_rate) + '/s', run.behind ? 'warn' : null],
         ['Running time', fmtSecs(runSeconds(run))],
         ['Sent', fmtInt(run.sent)],
         ['OK', fmtInt(run.ok)],
         ['Failed', fmtInt(run.failed), run.failed > (run.rejected || 0) ? 'bad' : null],
         isNum(run.rejected) ? ['Rejected by rules', fmtInt(run.rejected)] : null,
-        isNum(run.error_rate) ? ['Error rate', fmtPct(run.error_rate), run.error_rate > 0 ? 'bad' : null] : null,
+        isNum(run.error_rate) ? ['Error rate', fmtPct(run.error_rate), run.error_rate > MAX_ERROR_RATE ? 'bad' : run.error_rate > 0 ? 'warn' : null] : null,
         late != null ? ['Late sends', fmtInt(late) + (run.sent ? ' (' + fmtPct(late / run.sent) + ')' : ''), late > 0 ? 'warn' : null] : null,
         run.log_dropped > 0 ? ['Request log records lost', fmtInt(run.log_dropped), 'warn'] : null,
       ], 'Rates and counts'),
@@ -835,27 +1226,13 @@ function verificationView(run) {
     const text = ACTIVE.has(run.status) ? 'Checked when the run ends.' : settled(run) ? 'Not verified.' : 'Verifying…';
     return h('p', {class: 'empty', text});
   }
-  const checks = [];
-  const known = new Set(['ok', 'passed', 'problems', 'checked_at', 'accepted', 'expected_balance_total', 'actual_balance_total',
-    'ambiguous', 'analytics_wait_ms']);
-  const add = (key, ok, name, detail) => { known.add(key); checks.push({key, ok, name, detail}); };
-  if ('balanced' in v) add('balanced', v.balanced, 'Processor reconciliation balanced', 'every currency');
-  if ('balances_match' in v) {
-    add('balances_match', v.balances_match, 'Run\'s balances add up', 'expected ' + fmtInt(v.expected_balance_total) + ', found ' + fmtInt(v.actual_balance_total));
-  }
-  if ('events_in_analytics' in v) {
-    add('events_in_analytics', v.events_in_analytics == null ? null : v.events_in_analytics === v.accepted, 'Every transaction in analytics',
-      v.events_in_analytics == null ? 'not checked' : fmtInt(v.events_in_analytics) + ' of ' + fmtInt(v.accepted) +
-        (isNum(v.analytics_wait_ms) ? ' after ' + fmtMs(v.analytics_wait_ms) : ''));
-  }
-  if ('unresolved' in v) {
-    add('unresolved', v.unresolved === 0, 'Every request resolved', fmtInt(v.ambiguous) + ' ambiguous, ' + fmtInt(v.unresolved) + ' unresolved');
-  }
-  for (const [k, c] of Object.entries(v)) {
-    if (known.has(k)) continue;
-    const r = checkOf(c);
-    add(k, r, humanize(k), r == null ? (isNum(c) ? fmtInt(c) : typeof c === 'object' ? JSON.stringify(c) : String(c)) : '');
-  }
+  const checks = [
+    {key: 'balanced', ok: v.balanced, name: 'Processor reconciliation balanced', detail: 'every currency'},
+    {key: 'balances_match', ok: v.balances_match, name: 'Run\'s balances add up', detail: 'expected ' + fmtInt(v.expected_balance_total) + ', found ' + fmtInt(v.actual_balance_total)},
+    {key: 'events_in_analytics', ok: v.events_in_analytics == null ? null : v.events_in_analytics === v.accepted, name: 'Every transaction in analytics',
+      detail: v.events_in_analytics == null ? 'not checked' : fmtInt(v.events_in_analytics) + ' of ' + fmtInt(v.accepted) + (isNum(v.analytics_wait_ms) ? ' after ' + fmtMs(v.analytics_wait_ms) : '')},
+    {key: 'unresolved', ok: v.unresolved === 0, name: 'Every request resolved', detail: fmtInt(v.ambiguous) + ' ambiguous, ' + fmtInt(v.unresolved) + ' unresolved'},
+  ];
   const overall = verdict(v);
   const mark = (ok) => (ok === true ? h('span', {class: 'mark ok', text: '✓'}, h('span', {class: 'sr-only', text: 'passed:'}))
     : ok === false ? h('span', {class: 'mark bad', text: '✗'}, h('span', {class: 'sr-only', text: 'failed:'}))
@@ -885,9 +1262,22 @@ function groupsTable(run) {
       })))));
 }
 
+// shapeText is a run's load shape in words: its stages, or its rate, duration and ramp-up.
+function shapeText(cfg) {
+  if (Array.isArray(cfg.stages) && cfg.stages.length) {
+    return cfg.stages.map((s) => fmtRate(s.rate) + '/s over ' + nf1.format(s.duration_s) + ' s').join(', then ');
+  }
+  return fmtRate(cfg.rate) + '/s for ' + fmtSecs(cfg.duration_s) + (cfg.ramp_up_s ? ', ramp-up ' + fmtSecs(cfg.ramp_up_s) : '');
+}
+
 function configList(cfg) {
-  const rows = Object.entries(cfg).map(([k, v]) => [humanize(k),
-    v && typeof v === 'object' ? Object.entries(v).map(([a, b]) => a + ' ' + b).join(', ') : isNum(v) ? nf2.format(v) : String(v)]);
+  const rows = [];
+  for (const [k, v] of Object.entries(cfg)) {
+    if (k === 'thresholds' || k === 'stages' || k === 'name') continue;
+    if (cfg.stages && cfg.stages.length && (k === 'rate' || k === 'duration_s' || k === 'ramp_up_s')) continue;
+    rows.push([humanize(k), v && typeof v === 'object' ? Object.entries(v).map(([a, b]) => a + ' ' + b).join(', ') : isNum(v) ? nf2.format(v) : String(v)]);
+  }
+  rows.splice(2, 0, ['Load shape', shapeText(cfg)]);
   return kvTable(rows, 'Configuration');
 }
 
@@ -901,10 +1291,10 @@ function flash(view, msg, tone) {
 
 async function stopRun(view) {
   const id = view.run.id;
-  if (!(await confirmDialog('Stop this run?', 'Run ' + shortId(id) + ' stops sending now and ends as stopped. Its results so far are kept.', 'Stop run'))) return;
+  if (!(await confirmDialog('Stop this run?', runTitle(view.run) + ' stops sending now and ends as stopped. Its results so far are kept.', 'Stop run'))) return;
   view.els.stop.disabled = true;
   try {
-    await api('POST', '/runs/' + encodeURIComponent(id) + '/stop');
+    await api('POST', runPath(id, '/stop'));
     flash(view, 'Stop requested: the run ends as stopped.', 'info');
     view.stopFlash = true;
   } catch (e) {
@@ -913,35 +1303,126 @@ async function stopRun(view) {
   }
 }
 
-function cleanupText(c) {
-  return fmtInt(c.users) + ' users, ' + fmtInt(c.accounts) + ' accounts, ' + fmtInt(c.transactions) + ' transactions' +
-    (isNum(c.activities) ? ', ' + fmtInt(c.activities) + ' activity items' : '') +
-    (isNum(c.notifications) ? ', ' + fmtInt(c.notifications) + ' notifications' : '') +
-    (c.analytics === true ? ' and the analytics rows' : '');
+// ---------- deleting a run's test data ----------
+
+// renderCleanup shows the deletion from the run's own record (run.cleanup), which the service
+// keeps up to date as its job goes: so a reloaded page, or another tab, shows it too.
+function renderCleanup(view) {
+  const run = view.run;
+  const e = view.els;
+  const c = run.cleanup;
+  const box = e.cleanup;
+  // While the request is out the job runs, even before its first step is on the record.
+  const running = cleanupRunning(run) || !!view.deleting;
+  e.del.disabled = !settled(run) || running;
+  e.del.textContent = c && c.status === 'failed' ? 'Retry deletion' : c && c.status === 'done' ? 'Delete test data again' : 'Delete test data';
+  if (!c && !view.deleting) {
+    box.hidden = true;
+    box.dataset.status = '';
+    return;
+  }
+  box.hidden = false;
+  if (running) {
+    box.className = 'message info';
+    box.dataset.status = 'running';
+    box.replaceChildren(h('span', {class: 'spinner', 'aria-hidden': 'true'}), 'Deleting the test data… ',
+      h('strong', {text: (c && c.status === 'running' && c.step) || 'starting'}),
+      c && parseTime(c.started_at) ? h('span', {class: 'hint', text: ' (since ' + fmtTime(c.started_at) + ')'}) : null);
+  } else if (c.status === 'failed') {
+    box.className = 'message error';
+    box.dataset.status = 'failed';
+    box.textContent = 'Deleting the test data failed: ' + (c.error || 'unknown error') + '. Retry to resume where it stopped.';
+  } else {
+    box.className = 'message success';
+    box.dataset.status = 'done';
+    box.textContent = 'Test data deleted' + (parseTime(c.at) ? ' at ' + fmtTime(c.at, true) : '') + ': ' + cleanupText(c) + '.';
+  }
 }
 
+// deleteData starts the deletion job. The request waits for the job, but the page does not
+// depend on it: it follows the job through the run's record (as a reloaded page would).
 async function deleteData(view) {
   const id = view.run.id;
-  if (!(await confirmDialog('Delete this run\'s test data?', 'The users, accounts and transactions that run ' + shortId(id) +
+  if (!(await confirmDialog('Delete this run\'s test data?', 'The users, accounts and transactions that ' + runTitle(view.run) +
     ' created in the processor, and their read models, are deleted for good. The run\'s results stay.', 'Delete data'))) return;
   view.deleting = true;
-  view.els.del.disabled = true;
+  renderRun(view);
+  followRun(view);
+  let failure = null;
   try {
-    const r = (await api('DELETE', '/runs/' + encodeURIComponent(id) + '/data')) || {};
-    view.flashed = true;
-    flash(view, 'Deleted ' + cleanupText(r) + '.', 'success');
-    const run = await api('GET', '/runs/' + encodeURIComponent(id));
-    view.run = run;
-    upsertRun(run);
+    await api('DELETE', runPath(id, '/data'));
   } catch (e) {
-    flash(view, 'Deleting the data failed: ' + e.message, 'error');
+    failure = e;
   }
+  try {
+    view.run = await api('GET', runPath(id));
+    upsertRun(view.run);
+  } catch { /* the poll loop reports it */ }
+  // A failed job is recorded on the run and shown from there; a refusal before any job began
+  // (or a lost connection) is not, so it is shown here.
+  const recorded = view.run.cleanup && view.run.cleanup.status === 'failed';
+  if (failure && failure.status !== 401 && !recorded) flash(view, 'Deleting the data failed: ' + failure.message, 'error');
   view.deleting = false;
-  if (view.run) renderRun(view);
+  if (view.gen === state.gen && view.run) renderRun(view);
+}
+
+// ---------- downloads ----------
+
+// download runs one of the savers with its button disabled, and reports a failure.
+async function download(view, btn, saver) {
+  btn.disabled = true;
+  try {
+    await saver(view);
+  } catch (e) {
+    if (e.status !== 401) flash(view, 'The download failed: ' + e.message, 'error');
+  }
+  btn.disabled = false;
+}
+
+// saveBlob hands a file to the browser: the API needs the bearer token, which a plain link
+// cannot send, so the page fetches the data itself and saves it from a blob URL.
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', {href: url, download: filename, hidden: true});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+async function saveJSON(view) {
+  const [run, ts] = await Promise.all([api('GET', runPath(view.id)), api('GET', runPath(view.id, '/timeseries'))]);
+  // The seed was read as digits (see parseJSON); it goes out as the number it is.
+  const text = JSON.stringify({run, timeseries: (ts && ts.points) || []}, null, 2).replace(/"seed": "(\d+)"/, '"seed": $1');
+  saveBlob(new Blob([text + '\n'], {type: 'application/json'}), 'loadtest-' + view.id + '.json');
+}
+
+const CSV_COLUMNS = ['t', 'sent', 'answered', 'in_flight', 'ok', 'failed', 'rate', 'target', 'p50_ms', 'p90_ms', 'p95_ms', 'p99_ms', 'max_ms', 'late'];
+
+// csvOf is the timeseries as CSV: one row per second, one column per field and per error code.
+function csvOf(points) {
+  const codes = [...new Set(points.flatMap((p) => Object.keys(p.errors || {})))].sort();
+  const cell = (v) => (v == null ? '' : /[",\n]/.test(String(v)) ? '"' + String(v).replace(/"/g, '""') + '"' : String(v));
+  const head = ['second', ...CSV_COLUMNS, ...codes.map((c) => 'errors.' + c)];
+  const lines = points.map((p, i) => [i, ...CSV_COLUMNS.map((k) => p[k]), ...codes.map((c) => (p.errors || {})[c] || 0)].map(cell).join(','));
+  return [head.map(cell).join(','), ...lines].join('\r\n') + '\r\n';
+}
+
+async function saveCSV(view) {
+  const ts = await api('GET', runPath(view.id, '/timeseries'));
+  saveBlob(new Blob([csvOf((ts && ts.points) || [])], {type: 'text/csv'}), 'loadtest-' + view.id + '-timeseries.csv');
+}
+
+async function saveReport(view) {
+  const resp = await request('GET', runPath(view.id, '/report?download=1'));
+  const m = /filename="?([^";]+)"?/.exec(resp.headers.get('Content-Disposition') || '');
+  saveBlob(await resp.blob(), m ? m[1] : 'loadtest-' + view.id + '.html');
 }
 
 // ---------- comparison ----------
 
+// pollCompare shows run b against run a (the base), with the service's comparison
+// (GET /runs/{b}/compare/{a}), until both runs are done.
 async function pollCompare(gen, a, b) {
   const box = $('compare');
   box.replaceChildren(h('h2', {id: 'compare-title', text: 'Comparing…'}));
@@ -950,11 +1431,12 @@ async function pollCompare(gen, a, b) {
   while (gen === state.gen) {
     const began = Date.now();
     try {
-      const [ra, ta, rb, tb] = await Promise.all([
-        api('GET', '/runs/' + encodeURIComponent(a)), api('GET', '/runs/' + encodeURIComponent(a) + '/timeseries'),
-        api('GET', '/runs/' + encodeURIComponent(b)), api('GET', '/runs/' + encodeURIComponent(b) + '/timeseries')]);
+      const [ra, ta, rb, tb, cmp] = await Promise.all([
+        api('GET', runPath(a)), api('GET', runPath(a, '/timeseries')),
+        api('GET', runPath(b)), api('GET', runPath(b, '/timeseries')),
+        api('GET', runPath(b, '/compare/' + encodeURIComponent(a)))]);
       if (gen !== state.gen) return;
-      renderCompare(views, [ra, rb], [(ta && ta.points) || [], (tb && tb.points) || []]);
+      renderCompare(views, [ra, rb], [(ta && ta.points) || [], (tb && tb.points) || []], cmp || {metrics: []});
       if (settled(ra) && settled(rb)) return;
     } catch (e) {
       if (gen !== state.gen) return;
@@ -968,129 +1450,140 @@ async function pollCompare(gen, a, b) {
   }
 }
 
-// Metrics compared: better says which way is good (1 higher, -1 lower, 0 neither).
-const COMPARE_ROWS = [
-  {label: 'Status', get: (r) => r.status, fmt: (v) => v, better: 0},
-  {label: 'Started', get: (r) => r.started_at || r.created_at, fmt: (v) => fmtTime(v, true), better: 0, noDiff: true},
-  {label: 'Users', get: (r) => r.config && r.config.users, fmt: fmtInt, better: 0, config: true},
-  {label: 'Accounts per user', get: (r) => r.config && r.config.accounts_per_user, fmt: fmtInt, better: 0, config: true},
-  {label: 'Duration (configured)', get: (r) => r.config && r.config.duration_s, fmt: fmtSecs, better: 0, config: true},
-  {label: 'Ramp-up', get: (r) => r.config && r.config.ramp_up_s, fmt: fmtSecs, better: 0, config: true},
-  {label: 'Mix', get: (r) => r.config && r.config.mix && Object.entries(r.config.mix).map(([k, v]) => k + ' ' + v).join(' · '), fmt: (v) => v || '—', better: 0, config: true},
-  {label: 'Initial balance', get: (r) => r.config && r.config.initial_balance, fmt: fmtInt, better: 0, config: true},
-  {label: 'Currency', get: (r) => r.config && r.config.currency, fmt: (v) => v || '—', better: 0, config: true},
-  {label: 'Target rate /s', get: (r) => r.target_rate, fmt: fmtRate, better: 0, config: true},
-  {label: 'Achieved rate /s', get: (r) => r.achieved_rate, fmt: fmtRate, better: 1},
-  {label: 'Achieved / target', get: (r) => (isNum(r.achieved_rate) && r.target_rate ? r.achieved_rate / r.target_rate : null), fmt: fmtPct, better: 1},
-  {label: 'Sent', get: (r) => r.sent, fmt: fmtInt, better: 0},
-  {label: 'OK', get: (r) => r.ok, fmt: fmtInt, better: 0},
-  {label: 'Failed', get: (r) => r.failed, fmt: fmtInt, better: -1},
-  {label: 'Failure share', get: (r) => (r.sent ? r.failed / r.sent : null), fmt: fmtPct, better: -1},
-  {label: 'Rejected by rules', get: (r) => r.rejected, fmt: fmtInt, better: 0},
-  {label: 'Error rate (not rejections)', get: (r) => r.error_rate, fmt: fmtPct, better: -1},
-  {label: 'Late sends', get: (r) => r.late, fmt: fmtInt, better: -1},
-  {label: 'Latency p50', get: (r) => r.latency_ms && r.latency_ms.p50, fmt: fmtMs, better: -1},
-  {label: 'Latency p90', get: (r) => r.latency_ms && r.latency_ms.p90, fmt: fmtMs, better: -1},
-  {label: 'Latency p99', get: (r) => r.latency_ms && r.latency_ms.p99, fmt: fmtMs, better: -1},
-  {label: 'Latency p99.9', get: (r) => r.latency_ms && r.latency_ms.p999, fmt: fmtMs, better: -1},
-  {label: 'Latency max', get: (r) => r.latency_ms && r.latency_ms.max, fmt: fmtMs, better: -1},
-  {label: 'Verification', get: (r) => verdict(r.verification) ?? (r.status === 'failed' ? null : 'pending'),
-    fmt: (v) => (v === true ? '✓ passed' : v === false ? '✗ failed' : v === 'pending' ? '… pending' : '—'), better: 1},
-];
+// How each metric of the service's comparison reads; better is the direction that is good.
+const COMPARE_METRICS = {
+  achieved_rate: {label: 'Achieved rate', fmt: (v) => fmtRate(v) + '/s'},
+  achieved_ratio: {label: 'Achieved / scheduled', fmt: fmtPct},
+  p50_ms: {label: 'Latency p50', fmt: fmtMs},
+  p90_ms: {label: 'Latency p90', fmt: fmtMs},
+  p99_ms: {label: 'Latency p99', fmt: fmtMs},
+  max_ms: {label: 'Latency max', fmt: fmtMs},
+  error_rate: {label: 'Error rate', fmt: fmtPct},
+};
 
-function diffText(a, b, row) {
-  if (!isNum(a) || !isNum(b)) return '';
-  const d = b - a;
-  if (d === 0) return '=';
-  const sign = d > 0 ? '+' : '−';
-  const abs = Math.abs(d);
-  const val = row.fmt === fmtMs ? fmtMs(abs) : row.fmt === fmtPct ? nf1.format(abs * 100) + ' pt' : row.fmt === fmtSecs ? fmtSecs(abs) : (row.fmt === fmtRate ? fmtRate : fmtInt)(abs);
-  const rel = a !== 0 && row.fmt !== fmtPct ? ' (' + sign + nf0.format(Math.abs(d / a) * 100) + ' %)' : '';
-  return sign + val + rel;
+// A change under this share is noise between two runs, shown but not coloured.
+const NOISE = 0.01;
+
+// judgeMetric says how to colour run B's figure: worse, better or neither. The service says
+// which way is worse; a change within the noise is neither, and an achieved/scheduled ratio of
+// 99 % or more is a run that kept up, never a shortfall (a healthy ramp reaches it). Achieved
+// rates of runs scheduled differently (a ramp against a constant rate) are not judged at all:
+// the ramp asked for less, and achieved / scheduled says whether each kept up.
+function judgeMetric(m, ra, rb) {
+  const change = isNum(m.change) ? m.change : m.run === m.base ? 0 : Infinity;
+  if (Math.abs(change) < NOISE) return '';
+  if (m.name === 'achieved_rate' && !sameSchedule(ra, rb)) return '';
+  if (m.name === 'achieved_ratio' && m.run >= 0.99 && m.base >= 0.99) return '';
+  if (m.name === 'error_rate' && Math.abs(m.run - m.base) < 0.0005) return '';
+  return m.worse ? 'worse' : 'better';
 }
 
-function renderCompare(views, runs, points) {
+// sameSchedule says two runs asked for the same rate on average, within the noise.
+function sameSchedule(ra, rb) {
+  const a = ra.scheduled_rate; const b = rb.scheduled_rate;
+  return isNum(a) && isNum(b) && Math.abs(a - b) <= NOISE * Math.max(a, b);
+}
+
+// The setup and outcome of both runs, side by side; rows that differ are highlighted.
+const SETUP_ROWS = [
+  {label: 'Name', get: (r) => r.name || '—'},
+  {label: 'Started', get: (r) => fmtTime(r.started_at || r.created_at, true), noDiff: true},
+  {label: 'Status', get: (r) => r.status},
+  {label: 'Result', get: (r) => outcome(r).label},
+  {label: 'Users', get: (r) => fmtInt((r.config || {}).users)},
+  {label: 'Accounts per user', get: (r) => fmtInt((r.config || {}).accounts_per_user)},
+  {label: 'Load shape', get: (r) => shapeText(r.config || {})},
+  {label: 'Thresholds', get: (r) => (r.thresholds || []).map(thresholdText).join('; ') || '—'},
+  {label: 'Mix', get: (r) => Object.entries((r.config || {}).mix || {}).map(([k, v]) => k + ' ' + v).join(' · ')},
+  {label: 'Connections', get: (r) => fmtInt((r.config || {}).connections)},
+  {label: 'Sent', get: (r) => fmtInt(r.sent)},
+  {label: 'Failed', get: (r) => fmtInt(r.failed)},
+  {label: 'Verification', get: (r) => (verdict(r.verification) === true ? '✓ passed' : verdict(r.verification) === false ? '✗ failed' : '—')},
+];
+
+function renderCompare(views, runs, points, cmp) {
   const box = $('compare');
   const [ra, rb] = runs;
   if (!views.els) {
     views.els = {
-      table: h('div', {class: 'table-wrap'}),
-      errors: h('div', {}),
-      tp: chartFigure('compare-throughput', 'Throughput, sent per second (A vs B)'),
-      lat: chartFigure('compare-latency', 'Latency p50 / p99 in ms (A vs B)'),
+      metrics: h('div', {class: 'table-wrap'}),
+      setup: h('div', {class: 'table-wrap'}),
+      tp: chartFigure('compare-throughput', 'Throughput, sent per second'),
+      lat: chartFigure('compare-latency', 'Latency p50 and p99'),
     };
+    const name = (tag, r) => [h('span', {class: 'tag ' + tag.toLowerCase(), text: tag}), r.name ? r.name + ' ' : '', h('code', {text: shortId(r.id)})];
     box.replaceChildren(
       h('div', {class: 'detail-head'},
-        h('h2', {id: 'compare-title'}, 'Compare ', h('span', {class: 'tag a', text: 'A'}), h('code', {text: shortId(ra.id)}), ' with ', h('span', {class: 'tag b', text: 'B'}), h('code', {text: shortId(rb.id)})),
+        h('h2', {id: 'compare-title'}, 'Compare ', name('B', rb), ' with ', name('A', ra), ' (base)'),
         h('div', {class: 'actions'},
           h('a', {class: 'button secondary', href: '#/compare/' + rb.id + '/' + ra.id, text: 'Swap A and B'}),
           h('a', {class: 'button secondary', href: '#/', text: 'Close comparison'}))),
-      h('p', {class: 'hint', text: 'Differences are highlighted: green where B is better than A, red where it is worse, yellow where the setup differs. Time is seconds since each run started.'}),
+      h('p', {class: 'hint', text: 'B is measured against the base A: green where B did better, red where it did worse (changes under 1 % are noise and left plain; achieved rates of runs scheduled differently are compared through achieved / scheduled). Time is seconds since each run started.'}),
       h('div', {class: 'charts'}, views.els.tp, views.els.lat),
-      h('section', {class: 'panel', 'aria-labelledby': 'cmp-sum'}, h('h3', {id: 'cmp-sum', text: 'Summaries'}), views.els.table),
-      h('section', {class: 'panel', 'aria-labelledby': 'cmp-err'}, h('h3', {id: 'cmp-err', text: 'Errors'}), views.els.errors));
+      h('section', {class: 'panel wide', 'aria-labelledby': 'cmp-res'}, h('h3', {id: 'cmp-res', text: 'Results'}), views.els.metrics),
+      h('section', {class: 'panel wide', 'aria-labelledby': 'cmp-setup'}, h('h3', {id: 'cmp-setup', text: 'Setup and outcome'}), views.els.setup));
   }
-  const head = (tag, r) => h('th', {scope: 'col', class: 'num run-head'}, h('span', {class: 'tag ' + tag.toLowerCase(), text: tag}), h('a', {href: '#/runs/' + r.id}, h('code', {text: shortId(r.id)})));
-  const rows = COMPARE_ROWS.map((row) => {
-    const a = row.get(ra); const b = row.get(rb);
-    const differ = !row.noDiff && (a ?? null) !== (b ?? null) && row.fmt(a) !== row.fmt(b);
-    let ca = ''; let cb = '';
-    if (differ && row.better !== 0 && isNum(a) && isNum(b)) {
-      const bBetter = row.better > 0 ? b > a : b < a;
-      ca = bBetter ? 'worse' : 'better'; cb = bBetter ? 'better' : 'worse';
-    } else if (differ && row.better !== 0 && typeof a === 'boolean' && typeof b === 'boolean') {
-      ca = a ? 'better' : 'worse'; cb = b ? 'better' : 'worse';
-    } else if (differ) {
-      ca = cb = 'changed';
-    }
-    return h('tr', {class: differ ? 'diff' : null},
-      h('th', {scope: 'row', text: row.label}),
-      h('td', {class: 'num ' + ca, text: row.fmt(a)}),
-      h('td', {class: 'num ' + cb, text: row.fmt(b)}),
-      h('td', {class: 'num delta', text: differ ? diffText(a, b, row) : ''}));
-  });
-  views.els.table.replaceChildren(h('table', {class: 'compare-table', id: 'compare-table'},
-    h('caption', {class: 'sr-only', text: 'Run A and run B side by side'}),
-    h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: 'Metric'}), head('A', ra), head('B', rb), h('th', {scope: 'col', class: 'num', text: 'B − A'}))),
-    h('tbody', {}, rows)));
-
-  const codes = [...new Set([...Object.keys(ra.errors || {}), ...Object.keys(rb.errors || {})])]
-    .sort((x, y) => ((rb.errors || {})[y] || 0) + ((ra.errors || {})[y] || 0) - ((rb.errors || {})[x] || 0) - ((ra.errors || {})[x] || 0));
-  views.els.errors.replaceChildren(!codes.length ? h('p', {class: 'empty ok-text', text: 'Neither run had errors.'})
-    : h('table', {class: 'errors'},
-      h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: 'Code'}), h('th', {scope: 'col', class: 'num'}, h('span', {class: 'tag a', text: 'A'})), h('th', {scope: 'col', class: 'num'}, h('span', {class: 'tag b', text: 'B'})))),
-      h('tbody', {}, codes.map((c) => h('tr', {}, h('td', {}, h('code', {text: c})),
-        h('td', {class: 'num', text: fmtInt((ra.errors || {})[c] || 0)}), h('td', {class: 'num', text: fmtInt((rb.errors || {})[c] || 0)}))))));
+  const head = (tag, r, cls) => h('th', {scope: 'col', class: (cls || 'num') + ' run-head'}, h('span', {class: 'tag ' + tag.toLowerCase(), text: tag}), h('a', {href: '#/runs/' + r.id}, h('code', {text: shortId(r.id)})));
+  views.els.metrics.replaceChildren(h('table', {class: 'compare-table', id: 'compare-metrics'},
+    h('caption', {class: 'sr-only', text: 'Run B against the base run A, as the service compares them'}),
+    h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: 'Metric'}), head('A', ra), head('B', rb), h('th', {scope: 'col', class: 'num', text: 'Change'}))),
+    h('tbody', {}, (cmp.metrics || []).map((m) => {
+      const spec = COMPARE_METRICS[m.name] || {label: humanize(m.name), fmt: (v) => nf3.format(v)};
+      const cls = judgeMetric(m, ra, rb);
+      const apart = m.name === 'achieved_rate' && !sameSchedule(ra, rb);
+      return h('tr', {dataset: {metric: m.name, judged: cls || 'same'}},
+        h('th', {scope: 'row', text: spec.label}),
+        h('td', {class: 'num', text: spec.fmt(m.base)}),
+        h('td', {class: 'num ' + cls, text: spec.fmt(m.run)}),
+        h('td', {class: 'num delta ' + cls, title: apart ? 'The runs were scheduled at different rates: compare achieved / scheduled.' : null},
+          isNum(m.change) ? (m.change > 0 ? '+' : m.change < 0 ? '−' : '±') + nf1.format(Math.abs(m.change) * 100) + ' %' : '—',
+          apart ? h('span', {class: 'hint', text: ' other schedule'}) : null));
+    }))));
+  views.els.setup.replaceChildren(h('table', {class: 'compare-table', id: 'compare-setup'},
+    h('caption', {class: 'sr-only', text: 'Setup and outcome of run A and run B'}),
+    h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: 'Setup'}), head('A', ra, 'setup-val'), head('B', rb, 'setup-val'))),
+    h('tbody', {}, SETUP_ROWS.map((row) => {
+      const a = row.get(ra); const b = row.get(rb);
+      const differ = !row.noDiff && a !== b;
+      return h('tr', {class: differ ? 'diff' : null}, h('th', {scope: 'row', text: row.label}),
+        h('td', {class: 'setup-val' + (differ ? ' changed' : ''), text: a}), h('td', {class: 'setup-val' + (differ ? ' changed' : ''), text: b}));
+    }))));
 
   const sa = seriesOf(ra, points[0]);
   const sb = seriesOf(rb, points[1]);
-  const minX = Math.max(sa.minX, sb.minX);
-  lineChart(views.els.tp, {title: 'Throughput', minX, yFormat: (v) => nf0.format(v), series: [
-    {label: 'A target', cls: 'c-a', dashed: true, points: sa.target},
-    {label: 'B target', cls: 'c-b', dashed: true, points: sb.target},
-    {label: 'A achieved', cls: 'c-a', points: sa.achieved},
-    {label: 'B achieved', cls: 'c-b', points: sb.achieved}],
+  const xMin = Math.max(sa.end || 0, sb.end || 0, 10);
+  lineChart(views.els.tp, {xMin, yTitle: 'requests/s', tipFormat: (v) => fmtRate(v) + '/s', series: [
+    {key: 'a-target', label: 'A target/s', cls: 'c-a', dashed: true, points: sa.target},
+    {key: 'b-target', label: 'B target/s', cls: 'c-b', dashed: true, points: sb.target},
+    {key: 'a-sent', label: 'A sent/s', cls: 'c-a', points: sa.sent},
+    {key: 'b-sent', label: 'B sent/s', cls: 'c-b', points: sb.sent}],
   ariaLabel: 'Throughput of run A (' + points[0].length + ' seconds) and run B (' + points[1].length + ' seconds)'});
-  lineChart(views.els.lat, {title: 'Latency', minX, yFormat: fmtAxisMs, series: [
-    {label: 'A p50', cls: 'c-a', dashed: true, points: sa.p50},
-    {label: 'B p50', cls: 'c-b', dashed: true, points: sb.p50},
-    {label: 'A p99', cls: 'c-a', points: sa.p99},
-    {label: 'B p99', cls: 'c-b', points: sb.p99}],
+  lineChart(views.els.lat, {xMin, yTitle: 'ms', tipFormat: fmtMs, series: [
+    {key: 'a-p50', label: 'A p50', cls: 'c-a', dashed: true, points: sa.p50},
+    {key: 'b-p50', label: 'B p50', cls: 'c-b', dashed: true, points: sb.p50},
+    {key: 'a-p99', label: 'A p99', cls: 'c-a', points: sa.p99},
+    {key: 'b-p99', label: 'B p99', cls: 'c-b', points: sb.p99}],
   ariaLabel: 'Latency percentiles of run A and run B'});
 }
 
 // ---------- new run form ----------
 
+const shapeIsStages = () => $('shape-stages').checked;
+
+// readForm is the run the form describes, as POST /runs takes it. Fields left empty are left
+// out: the API then applies its default, or says the field is required.
 function readForm(form) {
   const body = {};
   const mix = {};
+  const stages = shapeIsStages();
   for (const el of form.elements) {
-    if (!el.name || el.tagName !== 'INPUT') continue;
+    if (!el.name || el.tagName !== 'INPUT' || 'local' in el.dataset) continue;
+    if (stages && ['rate', 'duration_s', 'ramp_up_s'].includes(el.name)) continue; // stages replace them
     const raw = el.value.trim();
-    if (raw === '') continue; // omitted: the API's default, or its "required" message
+    if (raw === '') continue;
     let v = raw;
     if (el.name === 'seed' && /^\d+$/.test(raw)) {
-      v = raw; // sent as digits, see api()
+      v = raw; // sent as digits, see request()
     } else if (el.type === 'number') {
       const n = Number(raw);
       v = Number.isFinite(n) ? n : raw;
@@ -1101,15 +1594,145 @@ function readForm(form) {
     else body[el.name] = v;
   }
   if (Object.keys(mix).length) body.mix = mix;
+  if (stages) body.stages = [...$('stage-rows').children].map(readStage);
+  const thresholds = [...$('threshold-rows').children].map(readThreshold);
+  if (thresholds.length) body.thresholds = thresholds;
   return body;
+}
+
+const num = (input) => (input.value.trim() === '' ? undefined : Number(input.value));
+const part = (row, name) => row.querySelector('[data-part="' + name + '"]');
+
+function readStage(row) {
+  return {duration_s: num(part(row, 'duration_s')), rate: num(part(row, 'rate'))};
+}
+
+// readThreshold reads a threshold row: its value is the metric's max, or for achieved_ratio its
+// min, as the API takes them.
+function readThreshold(row) {
+  const metric = part(row, 'metric').value;
+  const t = {metric};
+  const v = num(part(row, 'value'));
+  if (v !== undefined) t[(METRICS[metric] || {}).bound || 'max'] = v;
+  const w = num(part(row, 'window_s'));
+  if (w !== undefined) t.window_s = w;
+  t.abort = part(row, 'abort').checked;
+  return t;
+}
+
+// A stage row: duration and rate, with its own error line.
+function stageRow(stage) {
+  const row = h('li', {class: 'row stage-row'});
+  const field = (name, label, attrs) => h('div', {class: 'field'}, h('label', {text: label}), h('input', {type: 'number', step: 'any', min: '0', 'data-part': name, ...attrs}));
+  row.append(
+    field('duration_s', 'Duration (s)', {inputmode: 'decimal', value: stage && stage.duration_s}),
+    field('rate', 'Rate (req/s)', {inputmode: 'decimal', value: stage && stage.rate}),
+    removeButton(row, 'stage'),
+    h('p', {class: 'field-error row-error', 'aria-live': 'polite'}));
+  return row;
+}
+
+// A threshold row: the metric, its bound (max, or min for achieved_ratio, in the metric's unit),
+// an optional window and whether breaking it aborts the run.
+function thresholdRow(t) {
+  const row = h('li', {class: 'row threshold-row'});
+  const metric = h('select', {'data-part': 'metric'}, Object.entries(METRICS).map(([k, m]) => h('option', {value: k, title: k, text: m.label})));
+  const valueLabel = h('label', {});
+  const value = h('input', {type: 'number', step: 'any', min: '0', inputmode: 'decimal', 'data-part': 'value'});
+  const setLabel = () => {
+    const m = METRICS[metric.value];
+    valueLabel.textContent = (m.bound === 'min' ? 'Min' : 'Max') + (m.unit === 'ms' ? ' (ms)' : ' (0–1)');
+    value.placeholder = m.unit === 'ms' ? '500' : m.bound === 'min' ? '0.99' : '0.01';
+  };
+  metric.addEventListener('change', setLabel);
+  if (t) {
+    metric.value = t.metric in METRICS ? t.metric : 'p99_ms';
+    const v = isNum(t.max) ? t.max : t.min;
+    if (isNum(v)) value.value = String(v);
+  } else {
+    metric.value = 'p99_ms';
+  }
+  setLabel();
+  const windowInput = h('input', {type: 'number', step: '1', min: '1', inputmode: 'numeric', 'data-part': 'window_s', placeholder: 'whole run', value: t && t.window_s ? t.window_s : null});
+  const abort = h('input', {type: 'checkbox', 'data-part': 'abort', checked: !!(t && t.abort)});
+  row.append(
+    h('div', {class: 'field metric'}, h('label', {text: 'Metric'}), metric),
+    h('div', {class: 'field'}, valueLabel, value),
+    h('div', {class: 'field'}, h('label', {text: 'Window (s)'}), windowInput),
+    h('label', {class: 'check'}, abort, 'Abort'),
+    removeButton(row, 'threshold'),
+    h('p', {class: 'field-error row-error', 'aria-live': 'polite'}));
+  return row;
+}
+
+function removeButton(row, what) {
+  return h('button', {type: 'button', class: 'icon remove', 'aria-label': 'Remove this ' + what, title: 'Remove this ' + what,
+    onclick: () => { row.remove(); labelRows(); }}, '×');
+}
+
+// labelRows ties every row's labels to its inputs and numbers the rows as the API does
+// (stages[0], thresholds[0]), which is how its errors name them.
+function labelRows() {
+  for (const [list, kind] of [[$('stage-rows'), 'stages'], [$('threshold-rows'), 'thresholds']]) {
+    [...list.children].forEach((row, i) => {
+      row.dataset.index = String(i);
+      const err = row.querySelector('.row-error');
+      err.id = 'e-' + kind + '-' + i;
+      for (const f of row.querySelectorAll('.field')) {
+        const input = f.querySelector('[data-part]');
+        input.id = 'f-' + kind + '-' + i + '-' + input.dataset.part;
+        input.setAttribute('aria-describedby', err.id);
+        f.querySelector('label').htmlFor = input.id;
+      }
+    });
+  }
+  $('thresholds-empty').hidden = $('threshold-rows').children.length > 0;
+}
+
+function addStage(stage) {
+  $('stage-rows').append(stageRow(stage));
+  labelRows();
+}
+
+function addThreshold(t) {
+  $('threshold-rows').append(thresholdRow(t));
+  labelRows();
+}
+
+// setShape shows the stages editor or the rate, duration and ramp-up fields; a first stage row is
+// offered when there is none.
+function setShape(stages) {
+  document.querySelector('input[name="shape"][value="' + (stages ? 'stages' : 'constant') + '"]').checked = true;
+  $('constant-fields').hidden = stages;
+  $('stage-editor').hidden = !stages;
+  if (stages && !$('stage-rows').children.length) addStage({duration_s: 10, rate: Number($('f-rate').value) || 100});
 }
 
 function clearFormErrors(form) {
   for (const p of form.querySelectorAll('.field-error')) p.textContent = '';
   for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
-  for (const el of form.querySelectorAll('.field.invalid')) el.classList.remove('invalid');
+  for (const el of form.querySelectorAll('.invalid')) el.classList.remove('invalid');
   $('form-errors').hidden = true;
   $('form-errors').replaceChildren();
+}
+
+// fieldTarget finds where an error of the API's field goes: a row's input for
+// "thresholds[0].max" or "stages[1].rate", else the field's own input and message (or its
+// nearest named parent's, e.g. "mix" for "mix.hold").
+function fieldTarget(field) {
+  const m = /^(stages|thresholds)\[(\d+)\]\.(\w+)$/.exec(field);
+  if (m) {
+    const row = $(m[1] === 'stages' ? 'stage-rows' : 'threshold-rows').children[+m[2]];
+    if (row) {
+      const name = m[3] === 'max' || m[3] === 'min' ? 'value' : m[3];
+      return {input: part(row, name), error: row.querySelector('.row-error'), wrap: row, label: ''};
+    }
+    field = m[1];
+  }
+  let name = field;
+  while (name && !$('e-' + name)) name = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
+  if (!name) return null;
+  return {input: $('f-' + name), error: $('e-' + name), wrap: document.querySelector('#run-form [data-field="' + name + '"]'), label: name !== field ? field : ''};
 }
 
 // showFormErrors puts each of the problem's errors[] next to its field; a field the form does
@@ -1119,22 +1742,19 @@ function showFormErrors(form, problem, status) {
   let first = null;
   for (const err of problem.errors || []) {
     const field = String(err.field || '');
-    let name = field;
-    while (name && !$('e-' + name)) name = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
-    if (!name) {
+    const target = fieldTarget(field);
+    if (!target) {
       loose.push((field ? field + ': ' : '') + err.message);
       continue;
     }
-    const p = $('e-' + name);
-    p.textContent = (p.textContent ? p.textContent + ' ' : '') + (name !== field ? field + ' ' : '') + err.message;
-    const wrap = form.querySelector('[data-field="' + name + '"]');
-    if (wrap) wrap.classList.add('invalid');
-    const input = $('f-' + name);
+    const p = target.error;
+    p.textContent = (p.textContent ? p.textContent + ' ' : '') + (target.label ? target.label + ' ' : '') + err.message;
+    if (target.wrap) target.wrap.classList.add('invalid');
     const details = p.closest('details');
     if (details) details.open = true;
-    if (input) {
-      input.setAttribute('aria-invalid', 'true');
-      first = first || input;
+    if (target.input) {
+      target.input.setAttribute('aria-invalid', 'true');
+      first = first || target.input;
     }
   }
   if (!(problem.errors || []).length) loose.push((problem.title || 'Error ' + status) + (problem.detail ? ': ' + problem.detail : ''));
@@ -1146,12 +1766,34 @@ function showFormErrors(form, problem, status) {
   if (first) first.focus();
 }
 
+// checkRows marks stage fields left empty: an empty rate would otherwise go out as nothing, and
+// a stage's rate of 0 is valid, so the API could not tell the mistake.
+function checkRows() {
+  let first = null;
+  if (!shapeIsStages()) return null;
+  for (const row of $('stage-rows').children) {
+    for (const name of ['duration_s', 'rate']) {
+      const input = part(row, name);
+      if (input.value.trim() !== '') continue;
+      input.setAttribute('aria-invalid', 'true');
+      row.classList.add('invalid');
+      row.querySelector('.row-error').textContent = 'Give every stage a duration and a rate.';
+      first = first || input;
+    }
+  }
+  if (!$('stage-rows').children.length) {
+    $('e-stages').textContent = 'Add at least one stage, or choose "Rate and ramp-up".';
+    first = first || $('add-stage');
+  }
+  return first;
+}
+
 function updateMixSum(form) {
-  const names = ['mix.transfer', 'mix.deposit', 'mix.withdrawal'];
+  const names = ['mix.transfer', 'mix.deposit', 'mix.withdrawal', 'mix.read'];
   const vals = names.map((n) => Number(form.elements[n].value || 0));
   const sum = vals.reduce((a, b) => a + b, 0);
   const p = $('mix-sum');
-  p.textContent = 'Sum: ' + nf2.format(sum) + (Math.abs(sum - 1) > 1e-9 ? ' — shares usually add up to 1' : '');
+  p.textContent = 'Sum: ' + nf2.format(sum) + (Math.abs(sum - 1) > 1e-9 ? ' — shares must add up to 1' : '');
   p.className = 'hint' + (Math.abs(sum - 1) > 1e-9 ? ' warn-text' : '');
 }
 
@@ -1163,8 +1805,14 @@ async function submitRun(e) {
     openTokenPanel();
     return;
   }
+  const missing = checkRows();
+  if (missing) {
+    missing.focus();
+    return;
+  }
   const btn = $('start-run');
   btn.disabled = true;
+  btn.dataset.submitting = '1';
   btn.textContent = 'Starting…';
   try {
     const run = await api('POST', '/runs', readForm(form));
@@ -1174,20 +1822,28 @@ async function submitRun(e) {
   } catch (err) {
     if (err.status !== 401) showFormErrors(form, err.problem || {}, err.status);
   } finally {
-    btn.disabled = false;
+    delete btn.dataset.submitting;
     btn.textContent = 'Start run';
+    updateStartButton();
   }
 }
 
 // fillForm puts a run's configuration into the form, to run it again or a variant of it.
-function fillForm(cfg) {
+function fillForm(cfg, name) {
   const form = $('run-form');
   clearFormErrors(form);
   for (const el of form.elements) {
-    if (!el.name || el.tagName !== 'INPUT') continue;
+    if (!el.name || el.tagName !== 'INPUT' || 'local' in el.dataset) continue;
     const v = el.name.startsWith('mix.') ? cfg.mix && cfg.mix[el.name.slice(4)] : cfg[el.name];
     if (v != null) el.value = String(v);
   }
+  $('f-name').value = name || cfg.name || '';
+  $('stage-rows').replaceChildren();
+  for (const s of cfg.stages || []) addStage(s);
+  setShape(!!(cfg.stages && cfg.stages.length));
+  $('threshold-rows').replaceChildren();
+  for (const t of cfg.thresholds || []) addThreshold(t);
+  labelRows();
   updateMixSum(form);
   $('advanced').open = ['max_amount', 'skew', 'connections', 'seed'].some((k) => cfg[k] != null);
   form.scrollIntoView({behavior: 'smooth', block: 'start'});
@@ -1202,8 +1858,21 @@ function init() {
   form.addEventListener('input', (e) => {
     if (e.target.name && e.target.name.startsWith('mix.')) updateMixSum(form);
   });
-  form.addEventListener('reset', () => setTimeout(() => { clearFormErrors(form); updateMixSum(form); }));
+  form.addEventListener('change', (e) => {
+    if (e.target.name === 'shape') setShape(e.target.value === 'stages');
+  });
+  form.addEventListener('reset', () => setTimeout(() => {
+    clearFormErrors(form);
+    $('stage-rows').replaceChildren();
+    $('threshold-rows').replaceChildren();
+    setShape(false);
+    labelRows();
+    updateMixSum(form);
+  }));
+  $('add-stage').addEventListener('click', () => addStage());
+  $('add-threshold').addEventListener('click', () => addThreshold());
   updateMixSum(form);
+  labelRows();
 
   $('token-form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -1213,6 +1882,7 @@ function init() {
   $('token-cancel').addEventListener('click', () => { $('token-panel').hidden = true; });
   $('token-change').addEventListener('click', openTokenPanel);
   $('refresh-btn').addEventListener('click', () => refreshList());
+  $('runs-more').addEventListener('click', loadOlder);
   $('compare-btn').addEventListener('click', () => {
     if (state.picked.length === 2) location.hash = '#/compare/' + state.picked[0] + '/' + state.picked[1];
   });
