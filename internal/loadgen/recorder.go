@@ -160,6 +160,24 @@ func (s *shard) second(i int) *second {
 	return s.seconds[i]
 }
 
+// tally adds the second's requests of operation op and outcome outcome ("" matches any) to
+// ok, failed and errs (by code), and hands each of their histograms to merge.
+func (sec *second) tally(op, outcome string, ok, failed *uint64, errs map[string]uint64, merge func(*hdr.PackedHistogram)) {
+	for k, h := range sec.hists {
+		if !matches(k, op, outcome) {
+			continue
+		}
+		n := uint64(h.TotalCount())
+		if k.outcome == OutcomeOK {
+			*ok += n
+		} else {
+			*failed += n
+			errs[k.outcome] += n
+		}
+		merge(h)
+	}
+}
+
 func (r *Recorder) secondOf(t time.Time) int { return int(t.Sub(r.start) / time.Second) }
 
 // Sent records that a request intended for intended went out at sentAt.
@@ -357,19 +375,7 @@ func (r *Recorder) PointsFor(op, outcome string) []Point {
 				p.Sent += sec.sent
 				p.Late += sec.late
 				p.Answered += sec.answered
-				for k, h := range sec.hists {
-					if !matches(k, op, outcome) {
-						continue
-					}
-					n := uint64(h.TotalCount())
-					if k.outcome == OutcomeOK {
-						p.OK += n
-					} else {
-						p.Failed += n
-						p.Errors[k.outcome] += n
-					}
-					acc.Merge(h)
-				}
+				sec.tally(op, outcome, &p.OK, &p.Failed, p.Errors, func(h *hdr.PackedHistogram) { acc.Merge(h) })
 			}
 			s.mu.Unlock()
 		}
@@ -413,16 +419,7 @@ func (r *Recorder) Window(from, to int) Window {
 				continue
 			}
 			w.Sent += sec.sent
-			for k, h := range sec.hists {
-				n := uint64(h.TotalCount())
-				if k.outcome == OutcomeOK {
-					w.OK += n
-				} else {
-					w.Failed += n
-					w.Errors[k.outcome] += n
-				}
-				h.MergeInto(acc)
-			}
+			sec.tally("", "", &w.OK, &w.Failed, w.Errors, func(h *hdr.PackedHistogram) { h.MergeInto(acc) })
 		}
 		s.mu.Unlock()
 	}
