@@ -746,6 +746,8 @@ func TestLoadtestUI(t *testing.T) {
 		all := lt.list(t)
 		b.do("refresh the list", chromedp.Click(css("#refresh-btn")))
 		b.until("every run listed", `document.querySelectorAll('#runs-body tr').length === `+strconv.Itoa(len(all)), 10*time.Second)
+		// Rows drawn from a poll taken while the last run was ending fill in on the next one.
+		b.until("every run listed with its duration", `[...document.querySelectorAll('#runs-body tr td:nth-child(4)')].every((td) => td.textContent.trim().endsWith(' s'))`, 15*time.Second)
 		if len(all) < 8 {
 			t.Fatalf("only %d runs", len(all))
 		}

@@ -76,14 +76,17 @@ func TestNoCoordinatedOmission(t *testing.T) {
 		// 50 workers are far fewer than the ~1000 requests due during the
 		// stall, so most of them wait in line: that wait must count too.
 		srv.stall(time.Now().Add(1500*time.Millisecond), time.Second)
+		before := sampleCPU()
 		res, pts = runHTTP(t, srv.URL, sched, 50)
-		// The first second, before the stall, must go out on time for the rest
-		// to be judged: when other tests starve this one of CPU, try again.
-		if len(pts) > 0 && pts[0].Late <= 100 {
+		others := before.othersShare(sampleCPU())
+		// The first second, before the stall, must go out on time, and the
+		// backlog after it drain at the machine's speed, for the rest to be
+		// judged: when other tests starve this one of CPU, try again.
+		if len(pts) > 0 && pts[0].Late <= 100 && (res.Summary.Latency.P50 <= 100 || others < 0.5) {
 			break
 		}
 		if attempt == 3 {
-			t.Skip("the generator fell behind before the stall in 3 tries: the machine is too busy to judge")
+			t.Skip("the machine was too busy to judge in 3 tries: the generator fell behind, or other processes held the CPUs")
 		}
 		t.Logf("attempt %d: the generator fell behind before the stall (other work on the machine); again", attempt)
 	}
