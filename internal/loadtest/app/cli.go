@@ -296,10 +296,22 @@ func printSummary(w io.Writer, r loadtest.Run, kept bool) {
 	if r.Name != "" {
 		title += " (" + r.Name + ")"
 	}
-	fmt.Fprintf(w, "%s: %s after %.1f s of sending\n", title, r.Status, el)
+	if r.StartedAt == nil {
+		fmt.Fprintf(w, "%s: %s before sending\n", title, r.Status)
+	} else {
+		fmt.Fprintf(w, "%s: %s after %.1f s of sending\n", title, r.Status, el)
+	}
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(w, "  %s %s %s\n", label, strings.Repeat(".", max(2, 16-len(label))), fmt.Sprintf(format, args...))
 	}
+	if r.StartedAt != nil { // a run that never sent has no figures to show
+		printFigures(line, r)
+	}
+	printOutcome(w, line, r, kept)
+}
+
+// printFigures writes what a run sent and how it was answered.
+func printFigures(line func(label, format string, args ...any), r loadtest.Run) {
 	line("requests", "%s sent of %s scheduled: %s ok, %s failed (%s refused by a business rule)",
 		count(r.Sent), count(r.Scheduled), count(r.OK), count(r.Failed), count(r.Rejected))
 	line("error rate", "%.3f %% (refusals by a business rule excluded)", 100*r.ErrorRate)
@@ -326,6 +338,10 @@ func printSummary(w io.Writer, r loadtest.Run, kept bool) {
 	for _, g := range r.ByOp {
 		line(g.Op, "%-20s %8s  p50 %s ms  p99 %s ms", g.Outcome, count(g.Count), num(g.Latency.P50, 2), num(g.Latency.P99, 2))
 	}
+}
+
+// printOutcome writes the verification, cleanup, thresholds and the verdict.
+func printOutcome(w io.Writer, line func(label, format string, args ...any), r loadtest.Run, kept bool) {
 	if v := r.Verification; v != nil {
 		verdict := "ok"
 		if !v.OK {
