@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"txn/internal/httpedge"
 )
 
 // FuzzDecodeTransaction feeds arbitrary bodies to the transaction decoder. It must never
@@ -20,7 +21,7 @@ func FuzzDecodeTransaction(f *testing.F) {
 	f.Add([]byte(`[{"amount":1}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var in txRequestJSON
-		if err := DecodeObject(body, &in); err != nil {
+		if err := httpedge.DecodeObject(body, &in); err != nil {
 			return
 		}
 		if !json.Valid(body) {
@@ -32,7 +33,7 @@ func FuzzDecodeTransaction(f *testing.F) {
 		if err := json.Unmarshal(body, &m); err != nil {
 			t.Fatalf("accepted %q, which is not an object: %v", body, err)
 		}
-		known := membersOf(typeOfTxRequest)
+		known := httpedge.MemberNames(typeOfTxRequest)
 		for k := range m {
 			if _, ok := known[k]; !ok {
 				t.Fatalf("accepted %q with member %q", body, k)

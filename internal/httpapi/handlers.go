@@ -6,13 +6,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"txn/internal/httpedge"
 	"txn/internal/ledger"
 )
 
 // --- users ---
 
 func (s *server) createUser(w http.ResponseWriter, r *http.Request) error {
-	body, err := ReadBody(w, r, maxBody)
+	body, err := httpedge.ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
@@ -22,7 +23,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) error {
 		WebhookURL *string  `json:"webhook_url"`
 		Tags       []string `json:"tags"`
 	}
-	if err := DecodeObject(body, &in); err != nil {
+	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
 	}
 	u, err := s.Ledger.CreateUser(r.Context(), caller(r), ledger.NewUserInput{
@@ -65,13 +66,13 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := ReadBody(w, r, maxBody)
+	body, err := httpedge.ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	// A map, to tell a field set to null (clear it) from a field left out (keep it).
 	var in map[string]json.RawMessage
-	if err := DecodeObject(body, &in); err != nil {
+	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
 	}
 	var patch ledger.UserPatch
@@ -104,7 +105,7 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) error {
 // --- accounts ---
 
 func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
-	body, err := ReadBody(w, r, maxBody)
+	body, err := httpedge.ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
@@ -112,7 +113,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		UserID   *string `json:"user_id"`
 		Currency string  `json:"currency"`
 	}
-	if err := DecodeObject(body, &in); err != nil {
+	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
 	}
 	var userID uuid.UUID
@@ -190,12 +191,12 @@ func (s *server) createTransaction(w http.ResponseWriter, r *http.Request) error
 			return err
 		}
 	}
-	body, err := ReadBody(w, r, maxBody)
+	body, err := httpedge.ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	var in txRequestJSON
-	if err := DecodeObject(body, &in); err != nil {
+	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
 	}
 	if in.IdempotencyKey != nil {
@@ -226,7 +227,7 @@ func (s *server) createTransaction(w http.ResponseWriter, r *http.Request) error
 type batchItemJSON struct {
 	Status      int                 `json:"status"`
 	Transaction *ledger.Transaction `json:"transaction,omitempty"`
-	Error       *Problem            `json:"error,omitempty"`
+	Error       *httpedge.Problem   `json:"error,omitempty"`
 	Replayed    bool                `json:"replayed,omitempty"`
 }
 
@@ -246,14 +247,14 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) error {
 		return ledger.Invalid(ledger.FieldError{Field: "Idempotency-Key",
 			Message: "is not taken for a batch: give each item an idempotency_key"})
 	}
-	body, err := ReadBody(w, r, maxBatchBody)
+	body, err := httpedge.ReadBody(w, r, maxBatchBody)
 	if err != nil {
 		return err
 	}
 	var in struct {
 		Transactions []json.RawMessage `json:"transactions"`
 	}
-	if err := DecodeObject(body, &in); err != nil {
+	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
 	}
 	if len(in.Transactions) == 0 || len(in.Transactions) > 1000 {
@@ -268,7 +269,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) error {
 	index := make([]int, 0, len(in.Transactions))
 	for i, raw := range in.Transactions {
 		var item txRequestJSON
-		if err := DecodeObject(raw, &item); err != nil {
+		if err := httpedge.DecodeObject(raw, &item); err != nil {
 			out[i] = itemError(err)
 			continue
 		}
@@ -335,14 +336,14 @@ func (s *server) reconciliation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) purge(w http.ResponseWriter, r *http.Request) error {
-	body, err := ReadBody(w, r, maxBody)
+	body, err := httpedge.ReadBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	var in struct {
 		Tag string `json:"tag"`
 	}
-	if err := DecodeObject(body, &in); err != nil {
+	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
 	}
 	res, err := s.Ledger.Purge(r.Context(), caller(r), in.Tag)

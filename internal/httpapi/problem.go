@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"txn/internal/httpedge"
 	"txn/internal/ledger"
 	"txn/internal/service"
 )
@@ -52,25 +53,8 @@ var titles = map[ledger.Code]string{
 	ledger.CodeOutcomeUnknown:    "Outcome unknown",
 }
 
-// Problem is an RFC 9457 problem document with the API's error code.
-type Problem struct {
-	Type   string              `json:"type"`
-	Title  string              `json:"title"`
-	Status int                 `json:"status"`
-	Detail string              `json:"detail"`
-	Code   ledger.Code         `json:"code"`
-	Errors []ledger.FieldError `json:"errors,omitempty"`
-}
-
-func problemOf(e *ledger.Error) Problem {
-	return Problem{
-		Type:   "https://txn.dev/problems/" + string(e.Code),
-		Title:  titles[e.Code],
-		Status: statusOf[e.Code],
-		Detail: e.Detail,
-		Code:   e.Code,
-		Errors: e.Fields,
-	}
+func problemOf(e *ledger.Error) httpedge.Problem {
+	return httpedge.NewProblem(e, statusOf[e.Code], titles[e.Code])
 }
 
 // asDomain turns any error into a domain error; unknown ones become 503 unavailable (a
@@ -97,15 +81,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	writeProblem(w, e)
 }
 
-func writeProblem(w http.ResponseWriter, e *ledger.Error) {
-	p := problemOf(e)
-	if e.Code == ledger.CodeRateLimited {
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
-		}
-	}
-	writeJSONType(w, p.Status, "application/problem+json", p)
-}
+func writeProblem(w http.ResponseWriter, e *ledger.Error) { httpedge.WriteProblem(w, problemOf(e)) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) { service.WriteJSON(w, status, v) }
 

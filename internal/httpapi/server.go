@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"txn/internal/apidocs"
+	"txn/internal/httpedge"
 	"txn/internal/ledger"
 	"txn/internal/service"
 )
@@ -174,12 +174,11 @@ func (s *server) charge(w http.ResponseWriter, c ledger.Caller, n int64) error {
 func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := func() error {
-			// The scheme is case-insensitive (RFC 9110).
-			scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
+			token, ok := httpedge.Bearer(r)
+			if !ok {
 				return ledger.Errorf(ledger.CodeUnauthorized, "a valid bearer token is required")
 			}
-			c, err := s.Ledger.Authenticate(r.Context(), strings.TrimSpace(token))
+			c, err := s.Ledger.Authenticate(r.Context(), token)
 			if err != nil {
 				return err
 			}

@@ -264,23 +264,23 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, in NewUserInput) (*N
 	}
 	var fields []FieldError
 	if msg := validName(in.Name); msg != "" {
-		fields = append(fields, FieldError{"name", msg})
+		fields = append(fields, FieldError{Field: "name", Message: msg})
 	}
 	email := strings.TrimSpace(in.Email)
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || a.Name != "" || len(email) > 254 {
-		fields = append(fields, FieldError{"email", "must be a valid email address"})
+		fields = append(fields, FieldError{Field: "email", Message: "must be a valid email address"})
 	}
 	if in.WebhookURL != nil {
 		if msg := ValidateWebhookURL(*in.WebhookURL, s.cfg.AllowPrivateWebhooks); msg != "" {
-			fields = append(fields, FieldError{"webhook_url", msg})
+			fields = append(fields, FieldError{Field: "webhook_url", Message: msg})
 		}
 	}
 	if len(in.Tags) > 20 {
-		fields = append(fields, FieldError{"tags", "must have at most 20 tags"})
+		fields = append(fields, FieldError{Field: "tags", Message: "must have at most 20 tags"})
 	}
 	for _, t := range in.Tags {
 		if !tagRE.MatchString(t) {
-			fields = append(fields, FieldError{"tags", "each tag must be 1-64 letters, digits or _.:-"})
+			fields = append(fields, FieldError{Field: "tags", Message: "each tag must be 1-64 letters, digits or _.:-"})
 			break
 		}
 	}
@@ -331,7 +331,7 @@ func (s *Service) Users(ctx context.Context, c Caller, tag string, p ListParams)
 		return Page[User]{}, errForbidden
 	}
 	if tag != "" && !tagRE.MatchString(tag) {
-		return Page[User]{}, Invalid(FieldError{"tag", "must be 1-64 letters, digits or _.:-"})
+		return Page[User]{}, Invalid(FieldError{Field: "tag", Message: "must be 1-64 letters, digits or _.:-"})
 	}
 	return s.store.Users(ctx, tag, p)
 }
@@ -343,12 +343,12 @@ func (s *Service) UpdateUser(ctx context.Context, c Caller, id uuid.UUID, patch 
 	var fields []FieldError
 	if patch.Name != nil {
 		if msg := validName(*patch.Name); msg != "" {
-			fields = append(fields, FieldError{"name", msg})
+			fields = append(fields, FieldError{Field: "name", Message: msg})
 		}
 	}
 	if patch.WebhookURL != nil && *patch.WebhookURL != nil {
 		if msg := ValidateWebhookURL(**patch.WebhookURL, s.cfg.AllowPrivateWebhooks); msg != "" {
-			fields = append(fields, FieldError{"webhook_url", msg})
+			fields = append(fields, FieldError{Field: "webhook_url", Message: msg})
 		}
 	}
 	if len(fields) > 0 {
@@ -368,13 +368,13 @@ func (s *Service) CreateAccount(ctx context.Context, c Caller, userID uuid.UUID,
 	var fields []FieldError
 	if userID == uuid.Nil {
 		if c.Admin {
-			fields = append(fields, FieldError{"user_id", "is required"})
+			fields = append(fields, FieldError{Field: "user_id", Message: "is required"})
 		} else {
 			userID = c.UserID
 		}
 	}
 	if !ValidCurrency(currency) {
-		fields = append(fields, FieldError{"currency", "must be an ISO 4217 currency code"})
+		fields = append(fields, FieldError{Field: "currency", Message: "must be an ISO 4217 currency code"})
 	}
 	if len(fields) > 0 {
 		return nil, Invalid(fields...)
@@ -423,38 +423,38 @@ func (r TxRequest) Validate(c Caller) error {
 	switch r.Type {
 	case Deposit:
 		if r.To == uuid.Nil {
-			fields = append(fields, FieldError{"to_account_id", "is required for a deposit"})
+			fields = append(fields, FieldError{Field: "to_account_id", Message: "is required for a deposit"})
 		}
 		if r.From != uuid.Nil {
-			fields = append(fields, FieldError{"from_account_id", "must be absent for a deposit"})
+			fields = append(fields, FieldError{Field: "from_account_id", Message: "must be absent for a deposit"})
 		}
 	case Withdrawal:
 		if r.From == uuid.Nil {
-			fields = append(fields, FieldError{"from_account_id", "is required for a withdrawal"})
+			fields = append(fields, FieldError{Field: "from_account_id", Message: "is required for a withdrawal"})
 		}
 		if r.To != uuid.Nil {
-			fields = append(fields, FieldError{"to_account_id", "must be absent for a withdrawal"})
+			fields = append(fields, FieldError{Field: "to_account_id", Message: "must be absent for a withdrawal"})
 		}
 	case Transfer:
 		if r.From == uuid.Nil {
-			fields = append(fields, FieldError{"from_account_id", "is required for a transfer"})
+			fields = append(fields, FieldError{Field: "from_account_id", Message: "is required for a transfer"})
 		}
 		if r.To == uuid.Nil {
-			fields = append(fields, FieldError{"to_account_id", "is required for a transfer"})
+			fields = append(fields, FieldError{Field: "to_account_id", Message: "is required for a transfer"})
 		}
 	default:
-		fields = append(fields, FieldError{"type", `must be "deposit", "withdrawal" or "transfer"`})
+		fields = append(fields, FieldError{Field: "type", Message: `must be "deposit", "withdrawal" or "transfer"`})
 	}
 	if r.Amount < 1 || r.Amount > MaxAmount {
-		fields = append(fields, FieldError{"amount", "must be an integer from 1 to 1000000000000"})
+		fields = append(fields, FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
 	}
 	if !ValidCurrency(r.Currency) {
-		fields = append(fields, FieldError{"currency", "must be an ISO 4217 currency code"})
+		fields = append(fields, FieldError{Field: "currency", Message: "must be an ISO 4217 currency code"})
 	}
 	if utf8.RuneCountInString(r.Description) > 500 {
-		fields = append(fields, FieldError{"description", "must be at most 500 characters"})
+		fields = append(fields, FieldError{Field: "description", Message: "must be at most 500 characters"})
 	} else if msg := storableText(r.Description); msg != "" {
-		fields = append(fields, FieldError{"description", msg})
+		fields = append(fields, FieldError{Field: "description", Message: msg})
 	}
 	if len(fields) > 0 {
 		return Invalid(fields...)
@@ -468,11 +468,11 @@ func (r TxRequest) Validate(c Caller) error {
 // ValidateKey checks an Idempotency-Key.
 func ValidateKey(key string) error {
 	if len(key) > 255 {
-		return Invalid(FieldError{"Idempotency-Key", "must be 1-255 characters"})
+		return Invalid(FieldError{Field: "Idempotency-Key", Message: "must be 1-255 characters"})
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x21 || key[i] > 0x7e {
-			return Invalid(FieldError{"Idempotency-Key", "must be printable ASCII without spaces"})
+			return Invalid(FieldError{Field: "Idempotency-Key", Message: "must be printable ASCII without spaces"})
 		}
 	}
 	return nil
@@ -516,7 +516,7 @@ func (s *Service) Purge(ctx context.Context, c Caller, tag string) (PurgeResult,
 		return PurgeResult{}, errForbidden
 	}
 	if !tagRE.MatchString(tag) {
-		return PurgeResult{}, Invalid(FieldError{"tag", "must be 1-64 letters, digits or _.:-"})
+		return PurgeResult{}, Invalid(FieldError{Field: "tag", Message: "must be 1-64 letters, digits or _.:-"})
 	}
 	res, hashes, err := s.store.Purge(ctx, tag)
 	if err != nil {

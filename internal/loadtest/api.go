@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"txn/internal/apidocs"
-	"txn/internal/httpapi"
-	"txn/internal/ledger"
+	"txn/internal/apierr"
+	"txn/internal/httpedge"
 	"txn/internal/loadgen"
 	"txn/internal/service"
 )
@@ -60,7 +60,7 @@ var pageRoutes = []struct {
 	{"GET /", func(d HandlerDeps) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/api/") { // an API path no route matched
-				httpapi.WriteError(w, ledger.Errorf(ledger.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+				httpedge.WriteError(w, apierr.Errorf(apierr.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 				return
 			}
 			d.UI.ServeHTTP(w, r)
@@ -112,10 +112,9 @@ func NewHandler(d HandlerDeps) http.Handler {
 
 func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || s.AdminToken == "" ||
-			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.AdminToken)) != 1 {
-			httpapi.WriteError(w, ledger.Errorf(ledger.CodeUnauthorized, "the admin token is required"))
+		token, ok := httpedge.Bearer(r)
+		if !ok || s.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1 {
+			httpedge.WriteError(w, apierr.Errorf(apierr.CodeUnauthorized, "the admin token is required"))
 			return
 		}
 		if err := h(w, r); err != nil {
@@ -123,11 +122,11 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 				s.Log.Info("the client went away", "method", r.Method, "path", r.URL.Path, "err", err)
 				return
 			}
-			var e *ledger.Error
-			if !errors.As(err, &e) || e.Code == ledger.CodeUnavailable {
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Code == apierr.CodeUnavailable {
 				s.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			httpapi.WriteError(w, err)
+			httpedge.WriteError(w, err)
 		}
 	})
 }
@@ -136,9 +135,9 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 func decodeConfig(w http.ResponseWriter, r *http.Request) (Config, error) {
 	// Fields left out keep API.md's defaults; decoding only overwrites what the body names.
 	c := Config{InitialBalance: DefaultBalance}
-	body, err := httpapi.ReadBody(w, r, 64<<10)
+	body, err := httpedge.ReadBody(w, r, 64<<10)
 	if err == nil {
-		err = httpapi.DecodeObject(body, &c)
+		err = httpedge.DecodeObject(body, &c)
 	}
 	return c, err
 }
@@ -165,7 +164,7 @@ func (s *server) listRuns(w http.ResponseWriter, r *http.Request) error {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 200 {
-			return ledger.Invalid(ledger.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
+			return apierr.Invalid(apierr.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
 		}
 		limit = n
 	}
@@ -222,15 +221,15 @@ func (s *server) patchRun(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Rate *float64 `json:"rate"`
 	}
-	body, err := httpapi.ReadBody(w, r, 4<<10)
+	body, err := httpedge.ReadBody(w, r, 4<<10)
 	if err == nil {
-		err = httpapi.DecodeObject(body, &in)
+		err = httpedge.DecodeObject(body, &in)
 	}
 	if err != nil {
 		return err
 	}
 	if in.Rate == nil || !(*in.Rate >= 0) || *in.Rate > MaxRate {
-		return ledger.Invalid(ledger.FieldError{Field: "rate", Message: fmt.Sprintf("must be a number of requests per second from 0 to %d", MaxRate)})
+		return apierr.Invalid(apierr.FieldError{Field: "rate", Message: fmt.Sprintf("must be a number of requests per second from 0 to %d", MaxRate)})
 	}
 	run, err := s.Manager.SetRate(r.Context(), id, *in.Rate)
 	if err != nil {
@@ -358,7 +357,7 @@ func decodeCursor(c string) (time.Time, string, error) {
 	if c == "" {
 		return time.Time{}, "", nil
 	}
-	bad := ledger.Invalid(ledger.FieldError{Field: "cursor", Message: "is not a cursor this list returned"})
+	bad := apierr.Invalid(apierr.FieldError{Field: "cursor", Message: "is not a cursor this list returned"})
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return time.Time{}, "", bad

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"txn/internal/apierr"
 	"txn/internal/ledger"
 	"txn/internal/loadgen"
 )
@@ -122,8 +123,8 @@ func (c Config) WithDefaults() Config {
 // Validate reports every invalid field as one validation_failed error. It expects
 // WithDefaults to have run.
 func (c Config) Validate() error {
-	var f []ledger.FieldError
-	bad := func(field, msg string) { f = append(f, ledger.FieldError{Field: field, Message: msg}) }
+	var f []apierr.FieldError
+	bad := func(field, msg string) { f = append(f, apierr.FieldError{Field: field, Message: msg}) }
 	if c.Users < 1 || c.Users > MaxUsers {
 		bad("users", fmt.Sprintf("must be an integer from 1 to %d", MaxUsers))
 	}
@@ -183,19 +184,19 @@ func (c Config) Validate() error {
 		bad("connections", fmt.Sprintf("must be an integer from 1 to %d", MaxConnections))
 	}
 	if len(f) > 0 {
-		return ledger.Invalid(f...)
+		return apierr.Invalid(f...)
 	}
 	if _, err := c.Schedule(); err != nil { // what the checks above missed, e.g. rounding
-		return ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
+		return apierr.Invalid(apierr.FieldError{Field: "rate", Message: err.Error()})
 	}
 	return nil
 }
 
 // validateStages checks the stages and that rate and duration_s, if given, are their peak and
 // sum (WithDefaults sets them when left out).
-func (c Config) validateStages() []ledger.FieldError {
-	var f []ledger.FieldError
-	bad := func(field, msg string) { f = append(f, ledger.FieldError{Field: field, Message: msg}) }
+func (c Config) validateStages() []apierr.FieldError {
+	var f []apierr.FieldError
+	bad := func(field, msg string) { f = append(f, apierr.FieldError{Field: field, Message: msg}) }
 	if len(c.Stages) > MaxStages {
 		bad("stages", fmt.Sprintf("at most %d stages", MaxStages))
 		return f

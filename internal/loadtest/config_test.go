@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"txn/internal/apierr"
 	"txn/internal/ledger"
 )
 
@@ -66,7 +67,7 @@ func TestConfigValidation(t *testing.T) {
 			c := valid()
 			tc.change(&c)
 			err := c.WithDefaults().Validate()
-			var e *ledger.Error
+			var e *apierr.Error
 			if !errors.As(err, &e) || e.Code != ledger.CodeValidation {
 				t.Fatalf("got %v, want validation_failed", err)
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"txn/internal/apierr"
 	"txn/internal/backoff"
 	"txn/internal/ledger"
 	"txn/internal/loadgen"
@@ -242,7 +243,7 @@ type Answer struct {
 // Ambiguous reports an answer that does not say whether the request was applied: none came,
 // or a 5xx other than 503 unavailable (which API.md guarantees applied nothing).
 func (a Answer) Ambiguous() bool {
-	return a.Status == 0 || (a.Status >= 500 && a.Code != string(ledger.CodeUnavailable))
+	return a.Status == 0 || (a.Status >= 500 && a.Code != string(apierr.CodeUnavailable))
 }
 
 // Send posts one transaction request (a prebuilt JSON body) with token and idempotency key.

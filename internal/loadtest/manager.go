@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"txn/internal/ledger"
+	"txn/internal/apierr"
 	"txn/internal/loadgen"
 )
 
@@ -68,8 +68,8 @@ type Deps struct {
 
 // Errors the API maps to statuses.
 var (
-	errConflict = func(format string, args ...any) error { return ledger.Errorf(ledger.CodeConflict, format, args...) }
-	errNotFound = func(id string) error { return ledger.Errorf(ledger.CodeNotFound, "run %s not found", id) }
+	errConflict = func(format string, args ...any) error { return apierr.Errorf(apierr.CodeConflict, format, args...) }
+	errNotFound = func(id string) error { return apierr.Errorf(apierr.CodeNotFound, "run %s not found", id) }
 )
 
 // Manager runs one load test at a time and keeps their state live and in history.
@@ -229,7 +229,7 @@ func (m *Manager) Start(cfg Config) (Run, error) {
 	m.mu.Lock()
 	if m.closing || m.base == nil {
 		m.mu.Unlock()
-		return Run{}, ledger.Errorf(ledger.CodeUnavailable, "the loadtest service is starting or shutting down")
+		return Run{}, apierr.Errorf(apierr.CodeUnavailable, "the loadtest service is starting or shutting down")
 	}
 	if m.cur != nil {
 		id := m.cur.x.id
@@ -240,7 +240,7 @@ func (m *Manager) Start(cfg Config) (Run, error) {
 		Target: m.d.Target, Analytics: m.d.Analytics, AnalyticsWait: m.d.AnalyticsWait, Observe: m.d.Metrics.observe})
 	if err != nil {
 		m.mu.Unlock()
-		return Run{}, ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
+		return Run{}, apierr.Invalid(apierr.FieldError{Field: "rate", Message: err.Error()})
 	}
 	a := &active{x: x}
 	m.cur = a
@@ -255,7 +255,7 @@ func (m *Manager) Start(cfg Config) (Run, error) {
 		m.release(a)
 		x.Close()
 		m.d.Log.Error("cannot record a new run", "err", err)
-		return Run{}, ledger.Errorf(ledger.CodeUnavailable, "the run could not be recorded: %v", err)
+		return Run{}, apierr.Errorf(apierr.CodeUnavailable, "the run could not be recorded: %v", err)
 	}
 	go m.execute(base, a)
 	return r, nil
@@ -302,7 +302,7 @@ func (m *Manager) SetRate(ctx context.Context, id string, rate float64) (Run, er
 			return r, nil
 		}
 		if !errors.Is(err, ErrNotRunning) {
-			return Run{}, ledger.Invalid(ledger.FieldError{Field: "rate", Message: err.Error()})
+			return Run{}, apierr.Invalid(apierr.FieldError{Field: "rate", Message: err.Error()})
 		}
 	}
 	r, err := m.Get(ctx, id)
@@ -606,7 +606,7 @@ func (m *Manager) DeleteData(ctx context.Context, id string) (CleanupResult, err
 		if errors.As(job.err, &apiErr) && apiErr.Status == 409 {
 			return job.res, errConflict("%v", job.err)
 		}
-		return job.res, ledger.Errorf(ledger.CodeUnavailable, "cleanup failed: %v", job.err)
+		return job.res, apierr.Errorf(apierr.CodeUnavailable, "cleanup failed: %v", job.err)
 	}
 	return job.res, nil
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"txn/internal/ledger"
+	"txn/internal/apierr"
 	"txn/internal/loadgen"
 )
 
@@ -36,14 +36,14 @@ type Threshold struct {
 }
 
 // validateThresholds reports what is wrong with ts as field errors (thresholds[i].field).
-func validateThresholds(ts []Threshold, durationS float64) []ledger.FieldError {
-	var f []ledger.FieldError
+func validateThresholds(ts []Threshold, durationS float64) []apierr.FieldError {
+	var f []apierr.FieldError
 	if len(ts) > MaxThresholds {
-		return append(f, ledger.FieldError{Field: "thresholds", Message: fmt.Sprintf("at most %d", MaxThresholds)})
+		return append(f, apierr.FieldError{Field: "thresholds", Message: fmt.Sprintf("at most %d", MaxThresholds)})
 	}
 	for i, t := range ts {
 		bad := func(field, msg string) {
-			f = append(f, ledger.FieldError{Field: fmt.Sprintf("thresholds[%d].%s", i, field), Message: msg})
+			f = append(f, apierr.FieldError{Field: fmt.Sprintf("thresholds[%d].%s", i, field), Message: msg})
 		}
 		switch t.Metric {
 		case MetricP50, MetricP90, MetricP99:

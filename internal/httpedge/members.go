@@ -1,4 +1,4 @@
-package httpapi
+package httpedge
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"txn/internal/ledger"
+	"txn/internal/apierr"
 )
 
 // checkMembers enforces, on a body that already decoded into a value of type t, what
@@ -20,7 +20,7 @@ import (
 func checkMembers(body []byte, t reflect.Type) error {
 	if loneSurrogate(body) {
 		// encoding/json would turn it into U+FFFD: the text stored would not be the text sent.
-		return ledger.Errorf(ledger.CodeInvalidJSON, "a string holds a \\u escape of an unpaired UTF-16 surrogate")
+		return apierr.Errorf(apierr.CodeInvalidJSON, "a string holds a \\u escape of an unpaired UTF-16 surrogate")
 	}
 	_, err := walkMembers(body, skipSpace(body, 0), t, "")
 	return err
@@ -127,12 +127,16 @@ func skipSpace(body []byte, i int) int {
 }
 
 func memberError(field, message string) error {
-	return &ledger.Error{Code: ledger.CodeInvalidJSON, Detail: field + " " + message,
-		Fields: []ledger.FieldError{{Field: field, Message: message}}}
+	return &apierr.Error{Code: apierr.CodeInvalidJSON, Detail: field + " " + message,
+		Fields: []apierr.FieldError{{Field: field, Message: message}}}
 }
 
 // members caches, per struct type, its JSON member names as encoding/json spells them.
 var members sync.Map // reflect.Type -> map[string]reflect.Type
+
+// MemberNames are the JSON member names of struct type t as encoding/json spells them, with
+// their types: what DecodeObject accepts in a body decoded into t.
+func MemberNames(t reflect.Type) map[string]reflect.Type { return membersOf(t) }
 
 func membersOf(t reflect.Type) map[string]reflect.Type {
 	if m, ok := members.Load(t); ok {
