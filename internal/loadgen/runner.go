@@ -173,7 +173,9 @@ func WithTargets(points []Point, s Schedule) []Point {
 		from := time.Duration(i) * time.Second
 		to := min(from+time.Second, end)
 		if to > from {
-			points[i].Target = (s.Expected(to) - s.Expected(from)) / (to - from).Seconds()
+			// Rounded to a millionth of a request: the integral's float noise is not a rate.
+			t := (s.Expected(to) - s.Expected(from)) / (to - from).Seconds()
+			points[i].Target = math.Round(t*1e6) / 1e6
 		}
 	}
 	return points
