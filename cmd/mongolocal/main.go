@@ -102,15 +102,7 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 	if err != nil {
 		return fmt.Errorf("start FerretDB: %w", err)
 	}
-	// Before serving: the _id lookup indexes of what is already there (seconds for a large
-	// collection), and the journals dropped databases left behind.
-	if err := removeOrphanJournals(dir); err != nil {
-		log.Warn("remove journals of dropped databases", "err", err)
-	}
-	if err := indexAll(ctx, dir, map[string]bool{}); err != nil {
-		log.Warn("index _id lookups", "err", err)
-	}
-	go keepIDIndexes(ctx, dir, 250*time.Millisecond, log)
+	keepDataDir(ctx, dir, log)
 	log.Info("mongolocal (FerretDB, a MongoDB stand-in) listening", "addr", addr, "data_dir", dir)
 	go func() {
 		<-ctx.Done()
@@ -120,6 +112,19 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 	err = db.Run(ctx) // returns once ctx is done and every connection is closed
 	log.Info("stopped")
 	return err
+}
+
+// keepDataDir removes the journals dropped databases left behind and indexes the _id lookups
+// of the collections already there (seconds for a large one) before serving, then keeps
+// indexing the collections created while it serves.
+func keepDataDir(ctx context.Context, dir string, log *slog.Logger) {
+	if err := removeOrphanJournals(dir); err != nil {
+		log.Warn("remove journals of dropped databases", "err", err)
+	}
+	if err := indexAll(ctx, dir, map[string]bool{}); err != nil {
+		log.Warn("index _id lookups", "err", err)
+	}
+	go keepIDIndexes(ctx, dir, 250*time.Millisecond, log)
 }
 
 // lazyAttrs defers a logger's attributes until a record is actually handled. FerretDB attaches

@@ -41,7 +41,41 @@ type cliOptions struct {
 // parseCLI parses the flags of `loadtest run`.
 func parseCLI(args []string, stderr io.Writer) (cliOptions, error) {
 	var o cliOptions
-	fs := flag.NewFlagSet("loadtest run", flag.ContinueOnError)
+	fs, skew := o.flags(stderr)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.target.AdminToken == "" {
+		return o, fmt.Errorf("TXN_ADMIN_TOKEN must be set to the processor's admin token")
+	}
+	o.cfg.Skew = skew
+	if len(o.cfg.Stages) > 0 {
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "rate" || f.Name == "duration" || f.Name == "ramp-up" {
+				clash = append(clash, "-"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			return o, fmt.Errorf("-stage shapes the rate: leave out %s", strings.Join(clash, " and "))
+		}
+		o.cfg.Rate = 0 // the stages' peak and sum
+	} else {
+		o.cfg.DurationS, o.cfg.RampUpS = o.duration.Seconds(), o.rampUp.Seconds()
+	}
+	o.cfg = o.cfg.WithDefaults()
+	if err := o.cfg.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// flags defines the flags of `loadtest run` on o; skew is set once they are parsed.
+func (o *cliOptions) flags(stderr io.Writer) (fs *flag.FlagSet, skew *float64) {
+	fs = flag.NewFlagSet("loadtest run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: loadtest run [flags]\n\nOne load test against $PROCESSOR_URL with $TXN_ADMIN_TOKEN; no store needed.\n"+
@@ -68,7 +102,7 @@ func parseCLI(args []string, stderr io.Writer) (cliOptions, error) {
 	fs.Int64Var(&o.cfg.InitialBalance, "initial-balance", loadtest.DefaultBalance, "balance seeded into every account (minor units)")
 	fs.StringVar(&o.cfg.Currency, "currency", "USD", "the accounts' currency")
 	fs.Int64Var(&o.cfg.MaxAmount, "max-amount", 0, "largest generated amount (default initial-balance/100)")
-	skew := fs.Float64("skew", loadtest.DefaultSkew, "Zipf exponent for picking receiving accounts (0: uniform)")
+	skew = fs.Float64("skew", loadtest.DefaultSkew, "Zipf exponent for picking receiving accounts (0: uniform)")
 	fs.IntVar(&o.cfg.Connections, "connections", 0, "most requests in flight (default rate/10, 32 to 1024)")
 	fs.Uint64Var(&o.cfg.Seed, "seed", 0, "seed of the request sequence (default random)")
 	fs.Func("mix", "shares of operations, e.g. transfer=0.8,deposit=0.1,withdrawal=0.1 (those left out: 0)", func(s string) error {
@@ -100,35 +134,7 @@ func parseCLI(args []string, stderr io.Writer) (cliOptions, error) {
 	fs.StringVar(&o.report, "report", "", "write the run's HTML report to this file")
 	fs.StringVar(&o.target.URL, "processor", envOr("PROCESSOR_URL", config.Defaults["PROCESSOR_URL"]), "processor URL ($PROCESSOR_URL)")
 	o.target.AdminToken = os.Getenv("TXN_ADMIN_TOKEN")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if o.target.AdminToken == "" {
-		return o, fmt.Errorf("TXN_ADMIN_TOKEN must be set to the processor's admin token")
-	}
-	o.cfg.Skew = skew
-	if len(o.cfg.Stages) > 0 {
-		var clash []string
-		fs.Visit(func(f *flag.Flag) {
-			if f.Name == "rate" || f.Name == "duration" || f.Name == "ramp-up" {
-				clash = append(clash, "-"+f.Name)
-			}
-		})
-		if len(clash) > 0 {
-			return o, fmt.Errorf("-stage shapes the rate: leave out %s", strings.Join(clash, " and "))
-		}
-		o.cfg.Rate = 0 // the stages' peak and sum
-	} else {
-		o.cfg.DurationS, o.cfg.RampUpS = o.duration.Seconds(), o.rampUp.Seconds()
-	}
-	o.cfg = o.cfg.WithDefaults()
-	if err := o.cfg.Validate(); err != nil {
-		return o, err
-	}
-	return o, nil
+	return fs, skew
 }
 
 func envOr(key, def string) string {
