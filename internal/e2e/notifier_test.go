@@ -671,3 +671,24 @@ func BenchmarkNotifier(b *testing.B) {
 		b.Fatalf("receiver accepted %d of %d, %d duplicates", seen, len(all), dups)
 	}
 }
+
+// TestNotifierDropsTasksOfUsersThatAreGone checks that a notification for a user purged since
+// its transaction (a load test's cleanup running ahead of the pipeline) leaves nothing behind.
+func TestNotifierDropsTasksOfUsersThatAreGone(t *testing.T) {
+	r := startNotifier(t)
+	gone := uuid.NewString() // no such user
+	kept, _ := r.user("kept", nil)
+	r.publish(append(tasks(gone, 5), tasks(kept, 3)...))
+	r.waitStatus("delivered", 3, 60*time.Second)
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if got := r.metric(`notifier_deliveries_total{outcome="dropped"}`); got != 5 {
+			return fmt.Sprintf("%v dropped, want 5", got)
+		}
+		return ""
+	})
+	t.Run("nothing is written for the user that is gone", func(t *testing.T) {
+		if got := r.statuses(); got["delivered"] != 3 || len(got) != 1 {
+			t.Errorf("inbox by status %v, want only the 3 of the user that exists", got)
+		}
+	})
+}

@@ -86,7 +86,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notifier_deliveries_total",
-			Help: "Handled notification tasks by outcome: delivered, duplicate (delivered already), retry, parked."},
+			Help: "Handled notification tasks by outcome: delivered, duplicate (delivered already), dropped (the user is gone), retry, parked."},
 			[]string{"outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notifier_webhook_attempts_total",
 			Help: "Webhook calls by result: ok, http_4xx, http_5xx, redirect, timeout, refused, error."},
