@@ -31,9 +31,10 @@ func idLookupIndex(table string) string { return table + "_mongolocal_id_lookup"
 // keepIDIndexes indexes the tables of every database in dir once, then every interval
 // those created since, until ctx is done.
 func keepIDIndexes(ctx context.Context, dir string, interval time.Duration, log *slog.Logger) {
-	done := map[string]bool{} // file/table already indexed
+	k := newIndexKeeper(dir)
+	defer k.close()
 	for {
-		if err := indexAll(ctx, dir, done); err != nil && ctx.Err() == nil {
+		if err := k.pass(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("index _id lookups", "err", err)
 		}
 		select {
@@ -44,29 +45,71 @@ func keepIDIndexes(ctx context.Context, dir string, interval time.Duration, log 
 	}
 }
 
-// indexAll indexes every collection table of every database file in dir not yet in done.
-func indexAll(ctx context.Context, dir string, done map[string]bool) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+// indexAll indexes every collection table of every database file in dir, once.
+func indexAll(ctx context.Context, dir string) error {
+	k := newIndexKeeper(dir)
+	defer k.close()
+	return k.pass(ctx)
+}
+
+// indexKeeper keeps a handle on each database file (a pass every 250 ms must not reopen them
+// all) and the tables it indexed already.
+type indexKeeper struct {
+	dir  string
+	dbs  map[string]*sql.DB // by file
+	done map[string]bool    // file/table already indexed
+}
+
+func newIndexKeeper(dir string) *indexKeeper {
+	return &indexKeeper{dir: dir, dbs: map[string]*sql.DB{}, done: map[string]bool{}}
+}
+
+func (k *indexKeeper) close() {
+	for _, db := range k.dbs {
+		db.Close()
+	}
+}
+
+// pass indexes the tables not indexed yet, and lets go of the files of dropped databases.
+func (k *indexKeeper) pass(ctx context.Context) error {
+	files, err := filepath.Glob(filepath.Join(k.dir, "*.sqlite"))
 	if err != nil {
 		return err
 	}
+	present := map[string]bool{}
 	var errs []error
 	for _, f := range files {
-		if err := indexDatabase(ctx, f, done); err != nil {
+		present[f] = true
+		if err := k.indexDatabase(ctx, f); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(f), err))
+		}
+	}
+	for f, db := range k.dbs {
+		if !present[f] {
+			db.Close()
+			delete(k.dbs, f)
+			for key := range k.done {
+				if strings.HasPrefix(key, f+"/") {
+					delete(k.done, key)
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func indexDatabase(ctx context.Context, file string, done map[string]bool) error {
-	dsn := (&url.URL{Scheme: "file", Path: file, RawQuery: url.Values{
-		"_pragma": {"busy_timeout(10000)", "journal_mode(wal)"}}.Encode()}).String()
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return err
+func (k *indexKeeper) indexDatabase(ctx context.Context, file string) error {
+	db := k.dbs[file]
+	if db == nil {
+		dsn := (&url.URL{Scheme: "file", Path: file, RawQuery: url.Values{
+			"_pragma": {"busy_timeout(10000)", "journal_mode(wal)"}}.Encode()}).String()
+		var err error
+		if db, err = sql.Open("sqlite", dsn); err != nil {
+			return err
+		}
+		db.SetMaxOpenConns(1)
+		k.dbs[file] = db
 	}
-	defer db.Close()
 	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
@@ -81,7 +124,7 @@ func indexDatabase(ctx context.Context, file string, done map[string]bool) error
 			rows.Close()
 			return err
 		}
-		if !done[file+"/"+t] {
+		if !k.done[file+"/"+t] {
 			tables = append(tables, t)
 		}
 	}
@@ -97,7 +140,7 @@ func indexDatabase(ctx context.Context, file string, done map[string]bool) error
 			}
 			return fmt.Errorf("index %s: %w", t, err)
 		}
-		done[file+"/"+t] = true
+		k.done[file+"/"+t] = true
 	}
 	return nil
 }

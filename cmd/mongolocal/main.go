@@ -121,7 +121,7 @@ func keepDataDir(ctx context.Context, dir string, log *slog.Logger) {
 	if err := removeOrphanJournals(dir); err != nil {
 		log.Warn("remove journals of dropped databases", "err", err)
 	}
-	if err := indexAll(ctx, dir, map[string]bool{}); err != nil {
+	if err := indexAll(ctx, dir); err != nil {
 		log.Warn("index _id lookups", "err", err)
 	}
 	go keepIDIndexes(ctx, dir, 250*time.Millisecond, log)

@@ -291,9 +291,14 @@ func finalRate(s Schedule) float64 {
 func (r *Runner) dispatch(done <-chan struct{}, start time.Time, queue chan<- job) (stopped bool) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var sched *Schedule
+	var total uint64
 	for i := uint64(0); ; {
-		sched := r.sched.Load()
-		if i >= sched.Total() {
+		// The total is an integral over the schedule: computed once per schedule, not per request.
+		if s := r.sched.Load(); s != sched {
+			sched, total = s, s.Total()
+		}
+		if i >= total {
 			return false
 		}
 		at := sched.At(i)

@@ -275,10 +275,16 @@ func (p *LedgerClient) Send(ctx context.Context, token, key string, body []byte)
 		a.TxID = stringField(b, `"id":"`)
 		return a
 	}
-	if a.Code = stringField(b, `"code":"`); a.Code == "" {
-		a.Code = "http_" + strconv.Itoa(a.Status)
-	}
+	a.Code = problemCode(a.Status, b)
 	return a
+}
+
+// problemCode is the code of a problem+json answer, or http_<status> when it names none.
+func problemCode(status int, body []byte) string {
+	if code := stringField(body, `"code":"`); code != "" {
+		return code
+	}
+	return "http_" + strconv.Itoa(status)
 }
 
 // Read GETs an account and then its latest entries with its owner's token: a read-only
@@ -308,9 +314,7 @@ func (p *LedgerClient) get(ctx context.Context, token, path string) Answer {
 	_ = resp.Body.Close()
 	a := Answer{Status: resp.StatusCode}
 	if a.Status != http.StatusOK {
-		if a.Code = stringField(b, `"code":"`); a.Code == "" {
-			a.Code = "http_" + strconv.Itoa(a.Status)
-		}
+		a.Code = problemCode(a.Status, b)
 	}
 	return a
 }
