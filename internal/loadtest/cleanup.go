@@ -2,8 +2,10 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+	"txn/internal/apierr"
 
 	"github.com/google/uuid"
 )
@@ -67,4 +69,97 @@ func Cleanup(ctx context.Context, p *LedgerClient, id string, c Cleaners, progre
 	}
 	res.At = time.Now().UTC()
 	return res, nil
+}
+
+// cleanupJob is a run's data deletion under way: it runs on its own, outliving the request
+// that started it, and records its progress on the run.
+type cleanupJob struct {
+	done chan struct{}
+	res  CleanupResult
+	err  error
+}
+
+// DeleteData removes run id's users, accounts and transactions and their read models, and
+// returns what it removed. The deletion is a job of the service: a request that goes away
+// (a closed tab) leaves it running, a second request waits for the same job, and the run
+// shows its progress in "cleanup". 409 conflict while the run is in progress or when its
+// users share transactions with others; 503 unavailable when a store fails.
+func (m *Manager) DeleteData(ctx context.Context, id string) (CleanupResult, error) {
+	if a := m.current(id); a != nil {
+		return CleanupResult{}, errConflict("run %s is in progress: stop it and wait for it to end first", id)
+	}
+	if _, err := m.Get(ctx, id); err != nil {
+		return CleanupResult{}, err
+	}
+	m.cleanMu.Lock()
+	job := m.cleanups[id]
+	if job == nil {
+		job = &cleanupJob{done: make(chan struct{})}
+		m.cleanups[id] = job
+		m.mu.Lock()
+		base := m.base
+		m.mu.Unlock()
+		if base == nil {
+			base = context.Background()
+		}
+		m.wg.Add(1) // shutdown waits for the job to record how far it got
+		go m.runCleanup(base, id, job)
+	}
+	m.cleanMu.Unlock()
+	select {
+	case <-job.done:
+	case <-ctx.Done():
+		return CleanupResult{}, ctx.Err()
+	}
+	if job.err != nil {
+		var apiErr *APIError
+		if errors.As(job.err, &apiErr) && apiErr.Status == 409 {
+			return job.res, errConflict("%v", job.err)
+		}
+		return job.res, apierr.Errorf(apierr.CodeUnavailable, "cleanup failed: %v", job.err)
+	}
+	return job.res, nil
+}
+
+// runCleanup deletes run id's data, recording each step on the run.
+func (m *Manager) runCleanup(ctx context.Context, id string, job *cleanupJob) {
+	defer m.wg.Done()
+	defer func() {
+		m.cleanMu.Lock()
+		delete(m.cleanups, id)
+		m.cleanMu.Unlock()
+		close(job.done)
+	}()
+	started := time.Now().UTC()
+	record := func(c CleanupResult) {
+		pctx, cancel := persistCtx()
+		defer cancel()
+		rec, err := m.d.History.Record(pctx, id)
+		if err == nil && rec != nil {
+			rec.Run.Cleanup = &c
+			err = m.save(pctx, *rec, false)
+		}
+		if err != nil {
+			m.d.Log.Warn("cannot record the cleanup", "run", id, "err", err)
+		}
+	}
+	progress := func(step string) {
+		record(CleanupResult{Status: CleanupRunning, Step: step, StartedAt: started})
+	}
+	progress("listing the run's users")
+	job.res, job.err = Cleanup(ctx, m.proc, id, m.d.Cleaners, progress)
+	job.res.StartedAt = started
+	if job.err != nil {
+		job.res.Status, job.res.Error = CleanupFailed, job.err.Error()
+		var apiErr *APIError
+		if errors.As(job.err, &apiErr) && apiErr.Status == 409 {
+			// The run's users traded with users outside it: purging them would change those
+			// users' books, so no retry can succeed.
+			job.res.Error += " (this will not change by retrying: the run's users share transactions with other users)"
+		}
+		m.d.Log.Warn("cleanup failed", "run", id, "err", job.err)
+	} else {
+		job.res.Status = CleanupDone
+	}
+	record(job.res)
 }
