@@ -114,15 +114,26 @@ func TestNoCoordinatedOmission(t *testing.T) {
 		t.Errorf("only %d late sends", res.Late)
 	}
 	// Per second, the stall shows where its load was due: seconds 1 and 2.
+	// A fifth point may follow, holding only answers that came back after
+	// the 4 s of sending.
+	if len(pts) < 4 || len(pts) > 5 {
+		t.Fatalf("%d points for a 4 s run, want 4 (or 5 with late answers)", len(pts))
+	}
 	worst := 0
 	for i, p := range pts {
-		t.Logf("second %d: sent %d ok %d rate %.0f late %d p50 %.3f ms p99 %.3f ms", i, p.Sent, p.OK, p.Rate, p.Late, p.P50Ms, p.P99Ms)
+		t.Logf("second %d: sent %d answered %d ok %d rate %.0f late %d p50 %.3f ms p99 %.3f ms", i, p.Sent, p.Answered, p.OK, p.Rate, p.Late, p.P50Ms, p.P99Ms)
+		if i >= 4 {
+			if p.Sent != 0 || p.OK != 0 {
+				t.Errorf("second %d: sent %d, ok %d: nothing was due after 4 s", i, p.Sent, p.OK)
+			}
+			continue
+		}
 		if p.P99Ms > pts[worst].P99Ms {
 			worst = i
 		}
 	}
-	if len(pts) != 4 || pts[worst].P99Ms < 900 || (worst != 1 && worst != 2) {
-		t.Errorf("per-second p99 does not show the stall in seconds 1-2")
+	if pts[worst].P99Ms < 900 || (worst != 1 && worst != 2) {
+		t.Errorf("per-second p99 does not show the stall in seconds 1-2 (worst is second %d)", worst)
 	}
 }
 
