@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -50,21 +51,34 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	lateAfter := fs.Duration("late-after", loadgen.DefaultLateAfter, "a send this much after its intended time is late")
 	maxLate := fs.Float64("max-late", 0.01, "search: largest fraction of sends allowed to be late")
 	pause := fs.Duration("pause", 500*time.Millisecond, "search: rest between runs")
+	netHTTP := fs.Bool("nethttp", false, "send with net/http's client instead of loadgen's")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole command to this file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, *addr, out)
 	case "run":
-		t, err := trial(ctx, *url, *rate, *conns, *duration, *lateAfter)
+		t, err := trial(ctx, *url, *rate, *conns, *duration, *lateAfter, *netHTTP)
 		if err != nil {
 			return err
 		}
 		t.judge(*maxLate)
 		return json.NewEncoder(out).Encode(t)
 	case "search":
-		return search(ctx, *url, *conns, *duration, *lateAfter, *start, *maxLate, *pause, out)
+		return search(ctx, *url, *conns, *duration, *lateAfter, *start, *maxLate, *pause, *netHTTP, out)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -108,7 +122,28 @@ type Trial struct {
 	Pass       bool    `json:"pass"`
 }
 
-func trial(ctx context.Context, url string, rate float64, conns int, d, lateAfter time.Duration) (Trial, error) {
+// netHTTPGet is loadgen.HTTPGet over net/http's client, to compare the two.
+func netHTTPGet(client *http.Client, url string) loadgen.Work {
+	return func(ctx context.Context, _ uint64) loadgen.Outcome {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return loadgen.Outcome{Op: "get", Code: "bad_request"}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return loadgen.Outcome{Op: "get", Code: loadgen.ErrorCode(err)}
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		o := loadgen.Outcome{Op: "get", Status: resp.StatusCode}
+		if resp.StatusCode != http.StatusOK {
+			o.Code = fmt.Sprintf("http_%d", resp.StatusCode)
+		}
+		return o
+	}
+}
+
+func trial(ctx context.Context, url string, rate float64, conns int, d, lateAfter time.Duration, netHTTP bool) (Trial, error) {
 	if url == "" {
 		return Trial{}, errors.New("-url is required")
 	}
@@ -116,13 +151,24 @@ func trial(ctx context.Context, url string, rate float64, conns int, d, lateAfte
 	if err != nil {
 		return Trial{}, err
 	}
-	client := loadgen.NewHTTPClient(conns, 10*time.Second)
-	defer client.CloseIdleConnections()
+	var work loadgen.Work
+	if netHTTP {
+		client := loadgen.NewHTTPClient(conns, 10*time.Second)
+		defer client.CloseIdleConnections()
+		work = netHTTPGet(client, url)
+	} else {
+		client, err := loadgen.NewClient(url, conns, 10*time.Second)
+		if err != nil {
+			return Trial{}, err
+		}
+		defer client.CloseIdleConnections()
+		work = loadgen.HTTPGet(client, "/", "get")
+	}
 	r, err := loadgen.NewRunner(loadgen.Config{
 		Schedule:  sched,
 		Workers:   conns,
 		LateAfter: lateAfter,
-	}, loadgen.HTTPGet(client, url, "get"))
+	}, work)
 	if err != nil {
 		return Trial{}, err
 	}
@@ -148,7 +194,7 @@ func (t *Trial) judge(maxLate float64) {
 
 // search raises the rate by 25 % until it fails, then bisects between the
 // last pass and the first failure, and prints the highest rate that passed.
-func search(ctx context.Context, url string, conns int, d, lateAfter time.Duration, start, maxLate float64, pause time.Duration, out io.Writer) error {
+func search(ctx context.Context, url string, conns int, d, lateAfter time.Duration, start, maxLate float64, pause time.Duration, netHTTP bool, out io.Writer) error {
 	enc := json.NewEncoder(out)
 	// The machine is shared: a neighbour taking the CPUs for a moment fails
 	// a run at any rate, so a rate fails only if a second run fails too.
@@ -157,7 +203,7 @@ func search(ctx context.Context, url string, conns int, d, lateAfter time.Durati
 			if err := sleep(ctx, pause); err != nil {
 				return false, err
 			}
-			t, err := trial(ctx, url, math.Round(rate), conns, d, lateAfter)
+			t, err := trial(ctx, url, math.Round(rate), conns, d, lateAfter, netHTTP)
 			if err != nil {
 				return false, err
 			}

@@ -3,7 +3,6 @@ package loadgen
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -36,39 +35,33 @@ func NewHTTPClient(conns int, timeout time.Duration) *http.Client {
 	return &http.Client{Transport: NewHTTPTransport(conns), Timeout: timeout}
 }
 
-// HTTPOutcome classifies a response for targets whose error bodies don't
-// matter: 2xx is success, another status is "http_<status>", and a transport
-// error is "timeout", "canceled" or "conn_error". It drains and closes the
-// body, which a keep-alive connection needs to be reused.
-func HTTPOutcome(op string, resp *http.Response, err error) Outcome {
-	if err != nil {
-		code := "conn_error"
-		var ne net.Error
-		switch {
-		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-			code = "timeout"
-		case errors.Is(err, context.Canceled):
-			code = "canceled"
-		}
-		return Outcome{Op: op, Code: code}
+// ErrorCode names a transport error as outcomes do: "timeout", "canceled" or
+// "conn_error".
+func ErrorCode(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	o := Outcome{Op: op, Status: resp.StatusCode}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		o.Code = "http_" + strconv.Itoa(resp.StatusCode)
-	}
-	return o
+	return "conn_error"
 }
 
-// HTTPGet is a Work that GETs url with client.
-func HTTPGet(client *http.Client, url, op string) Work {
+// HTTPGet is a Work that GETs path from client's origin, for targets whose
+// error bodies don't matter: 2xx is success, another status is
+// "http_<status>", a transport error is named by ErrorCode.
+func HTTPGet(client *Client, path, op string) Work {
 	return func(ctx context.Context, _ uint64) Outcome {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req := Request{Method: "GET", Path: path, Replayable: true}
+		resp, err := client.Do(ctx, &req, 0)
 		if err != nil {
-			return Outcome{Op: op, Code: "bad_request"}
+			return Outcome{Op: op, Code: ErrorCode(err)}
 		}
-		resp, err := client.Do(req)
-		return HTTPOutcome(op, resp, err)
+		o := Outcome{Op: op, Status: resp.Status}
+		if resp.Status < 200 || resp.Status > 299 {
+			o.Code = "http_" + strconv.Itoa(resp.Status)
+		}
+		return o
 	}
 }

@@ -44,9 +44,12 @@ func (s *okServer) stall(at time.Time, d time.Duration) {
 
 func runHTTP(t *testing.T, url string, sched Schedule, workers int) (Result, []Point) {
 	t.Helper()
-	client := NewHTTPClient(workers, 30*time.Second)
+	client, err := NewClient(url, workers, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer client.CloseIdleConnections()
-	r, err := NewRunner(Config{Schedule: sched, Workers: workers}, HTTPGet(client, url, "get"))
+	r, err := NewRunner(Config{Schedule: sched, Workers: workers}, HTTPGet(client, "/", "get"))
 	if err != nil {
 		t.Fatal(err)
 	}

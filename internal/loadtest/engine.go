@@ -93,8 +93,8 @@ func NewExecution(id string, cfg Config, deps ExecutionDeps) (*Execution, error)
 	t := deps.Target
 	x := &Execution{
 		id: id, cfg: cfg, sched: sched, deps: deps, seed: cfg.Seed, admin: t.AdminToken, prefix: DescriptionPrefix(id),
-		prep: NewLedgerClient(t.URL, t.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout)),
-		gen:  NewLedgerClient(t.URL, t.AdminToken, loadgen.NewHTTPClient(cfg.Connections, requestTimeout)),
+		prep: NewLedgerClient(t.URL, t.AdminToken, prepWorkers, requestTimeout),
+		gen:  NewLedgerClient(t.URL, t.AdminToken, cfg.Connections, requestTimeout),
 	}
 	x.life.init(x)
 	x.step.Store("users")
@@ -107,7 +107,7 @@ func (x *Execution) ID() string { return x.id }
 // Close releases the connections.
 func (x *Execution) Close() {
 	for _, p := range []*LedgerClient{x.prep, x.gen} {
-		p.http.CloseIdleConnections()
+		p.CloseIdleConnections()
 	}
 }
 

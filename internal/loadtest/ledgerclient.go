@@ -22,15 +22,35 @@ import (
 // LedgerClient is a client of the processor's public API (API.md), as the load tester uses it:
 // the ledger it drives, prepares and verifies.
 type LedgerClient struct {
-	base  string // .../api/v1
-	admin string
-	http  *http.Client
+	base   string // .../api/v1
+	admin  string
+	http   *http.Client    // JSON calls: preparation, verification, cleanup
+	gen    *loadgen.Client // the generated requests, the hot path
+	txPath string          // the path of /api/v1/transactions
+	path   string          // the path of /api/v1
 }
 
-// NewLedgerClient is a client of the processor at baseURL (e.g. http://127.0.0.1:8000) calling
-// admin endpoints with adminToken.
-func NewLedgerClient(baseURL, adminToken string, client *http.Client) *LedgerClient {
-	return &LedgerClient{base: strings.TrimSuffix(baseURL, "/") + "/api/v1", admin: adminToken, http: client}
+// NewLedgerClient is a client of the processor at baseURL (e.g. http://127.0.0.1:8000) over at
+// most conns connections, calling admin endpoints with adminToken; timeout bounds each request
+// (0: none). A baseURL that is not an http:// or https:// URL makes every call fail (the
+// generated requests with code bad_request).
+func NewLedgerClient(baseURL, adminToken string, conns int, timeout time.Duration) *LedgerClient {
+	base := strings.TrimSuffix(baseURL, "/")
+	p := &LedgerClient{base: base + "/api/v1", admin: adminToken, http: loadgen.NewHTTPClient(conns, timeout)}
+	if u, err := url.Parse(base); err == nil {
+		p.path = u.EscapedPath() + "/api/v1"
+		p.txPath = p.path + "/transactions"
+		p.gen, _ = loadgen.NewClient(base, conns, timeout) // nil: bad_request, below
+	}
+	return p
+}
+
+// CloseIdleConnections closes the connections no request is using.
+func (p *LedgerClient) CloseIdleConnections() {
+	p.http.CloseIdleConnections()
+	if p.gen != nil {
+		p.gen.CloseIdleConnections()
+	}
 }
 
 // APIError is a problem+json answer.
@@ -249,33 +269,31 @@ func (a Answer) Ambiguous() bool {
 // Send posts one transaction request (a prebuilt JSON body) with token and idempotency key.
 // It reads just enough of the answer to classify it: the hot path parses no JSON.
 func (p *LedgerClient) Send(ctx context.Context, token, key string, body []byte) Answer {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/transactions", bytes.NewReader(body))
-	if err != nil {
+	h := make([]byte, 0, 64+len(token)+len(key))
+	h = append(h, "Authorization: Bearer "...)
+	h = append(h, token...)
+	h = append(h, "\r\nContent-Type: application/json\r\nIdempotency-Key: "...)
+	h = append(h, key...)
+	h = append(h, "\r\n"...)
+	if p.gen == nil {
 		return Answer{Code: "bad_request"}
 	}
-	req.Header["Authorization"] = []string{"Bearer " + token}
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["Idempotency-Key"] = []string{key}
-	resp, err := p.http.Do(req)
-	if err != nil {
-		return Answer{Code: loadgen.HTTPOutcome("", nil, err).Code}
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	_, _ = io.Copy(io.Discard, resp.Body) // a keep-alive connection needs the body drained
-	_ = resp.Body.Close()
-	a := Answer{Status: resp.StatusCode}
-	if err != nil {
+	req := loadgen.Request{Method: http.MethodPost, Path: p.txPath, Header: h, Body: body, Replayable: true}
+	resp, err := p.gen.Do(ctx, &req, 64<<10)
+	a := Answer{Status: resp.Status}
+	switch {
+	case err != nil && a.Status == 0:
+		return Answer{Code: loadgen.ErrorCode(err)}
+	case err != nil:
 		// The status came but the body broke off: the status still says what happened.
 		if a.Status != http.StatusCreated {
 			a.Code = "http_" + strconv.Itoa(a.Status)
 		}
-		return a
+	case a.Status == http.StatusCreated:
+		a.TxID = stringField(resp.Body, `"id":"`)
+	default:
+		a.Code = problemCode(a.Status, resp.Body)
 	}
-	if a.Status == http.StatusCreated {
-		a.TxID = stringField(b, `"id":"`)
-		return a
-	}
-	a.Code = problemCode(a.Status, b)
 	return a
 }
 
@@ -298,23 +316,23 @@ func (p *LedgerClient) Read(ctx context.Context, token, accountID string) Answer
 	return Answer{Status: http.StatusOK}
 }
 
-// get GETs path and classifies the answer as Send does.
+// get GETs path (under /api/v1) and classifies the answer as Send does.
 func (p *LedgerClient) get(ctx context.Context, token, path string) Answer {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
-	if err != nil {
+	h := make([]byte, 0, 32+len(token))
+	h = append(h, "Authorization: Bearer "...)
+	h = append(h, token...)
+	h = append(h, "\r\n"...)
+	if p.gen == nil {
 		return Answer{Code: "bad_request"}
 	}
-	req.Header["Authorization"] = []string{"Bearer " + token}
-	resp, err := p.http.Do(req)
-	if err != nil {
-		return Answer{Code: loadgen.HTTPOutcome("", nil, err).Code}
+	req := loadgen.Request{Method: http.MethodGet, Path: p.path + path, Header: h, Replayable: true}
+	resp, err := p.gen.Do(ctx, &req, 64<<10)
+	if err != nil && resp.Status == 0 {
+		return Answer{Code: loadgen.ErrorCode(err)}
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	a := Answer{Status: resp.StatusCode}
+	a := Answer{Status: resp.Status}
 	if a.Status != http.StatusOK {
-		a.Code = problemCode(a.Status, b)
+		a.Code = problemCode(a.Status, resp.Body)
 	}
 	return a
 }

@@ -118,7 +118,7 @@ func NewManager(d Deps) *Manager {
 	if d.AnalyticsWait <= 0 {
 		d.AnalyticsWait = 60 * time.Second
 	}
-	return &Manager{d: d, cleanups: map[string]*cleanupJob{}, proc: NewLedgerClient(d.Target.URL, d.Target.AdminToken, loadgen.NewHTTPClient(prepWorkers, requestTimeout))}
+	return &Manager{d: d, cleanups: map[string]*cleanupJob{}, proc: NewLedgerClient(d.Target.URL, d.Target.AdminToken, prepWorkers, requestTimeout)}
 }
 
 // Run takes runs until ctx ends (call Recover first); a run still in progress then fails as

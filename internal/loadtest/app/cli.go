@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -181,7 +180,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	if !o.keep && run.Progress != nil && run.Progress.Users > 0 {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-		res, err := loadtest.Cleanup(cctx, loadtest.NewLedgerClient(o.target.URL, o.target.AdminToken, &http.Client{}), id, loadtest.Cleaners{}, nil)
+		res, err := loadtest.Cleanup(cctx, loadtest.NewLedgerClient(o.target.URL, o.target.AdminToken, 4, 0), id, loadtest.Cleaners{}, nil)
 		cancel()
 		if err != nil {
 			fmt.Fprintln(stderr, "cleanup failed:", err)
