@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 	"txn/internal/apierr"
+	"txn/internal/ledger"
 
 	"github.com/google/uuid"
 )
@@ -19,11 +20,19 @@ type Cleaners struct {
 	Analytics func(ctx context.Context, users []uuid.UUID, prefix string) error
 }
 
+// RunLedger is what Cleanup needs of the processor (LedgerClient has it).
+type RunLedger interface {
+	UsersByTag(ctx context.Context, tag string) ([]ledger.User, error)
+	Purge(ctx context.Context, tag string) (ledger.PurgeResult, error)
+}
+
 // Cleanup removes run id's users, accounts and transactions: first from the read models (which
 // need the users' ids, listed by the run's tag), then from the processor with a purge by the
-// tag, so a cleanup that failed half way finds the users again when repeated.
-// progress, if set, hears of each step as it begins.
-func Cleanup(ctx context.Context, p *LedgerClient, id string, c Cleaners, progress func(step string)) (CleanupResult, error) {
+// tag, so a cleanup that failed half way finds the users again when repeated. The pipeline
+// may still deliver the run's last events meanwhile (notifications lag behind the ledger), so
+// once the users are gone, which makes the notifier drop their tasks, the activity and the
+// inbox are swept once more. progress, if set, hears of each step as it begins.
+func Cleanup(ctx context.Context, p RunLedger, id string, c Cleaners, progress func(step string)) (CleanupResult, error) {
 	res := CleanupResult{}
 	step := func(s string) {
 		if progress != nil {
@@ -38,21 +47,8 @@ func Cleanup(ctx context.Context, p *LedgerClient, id string, c Cleaners, progre
 	for _, u := range users {
 		ids = append(ids, u.ID)
 	}
-	if c.Activities != nil && len(ids) > 0 {
-		step(fmt.Sprintf("deleting the activity of %d users", len(ids)))
-		if res.Activities, err = c.Activities(ctx, ids); err != nil {
-			return res, fmt.Errorf("delete activity: %w", err)
-		}
-	}
-	if c.Notifications != nil {
-		var n int64
-		if len(ids) > 0 {
-			step(fmt.Sprintf("deleting the notifications of %d users", len(ids)))
-			if n, err = c.Notifications(ctx, ids); err != nil {
-				return res, fmt.Errorf("delete notifications: %w", err)
-			}
-		}
-		res.Notifications = &n
+	if err := sweep(ctx, c, ids, &res, step, ""); err != nil {
+		return res, err
 	}
 	if c.Analytics != nil {
 		if len(ids) > 0 {
@@ -67,8 +63,37 @@ func Cleanup(ctx context.Context, p *LedgerClient, id string, c Cleaners, progre
 	if res.PurgeResult, err = p.Purge(ctx, id); err != nil {
 		return res, fmt.Errorf("purge: %w", err)
 	}
+	if err := sweep(ctx, c, ids, &res, step, "what the pipeline delivered meanwhile: "); err != nil {
+		return res, err
+	}
 	res.At = time.Now().UTC()
 	return res, nil
+}
+
+// sweep deletes the activity and notifications of users, adding the counts to res.
+func sweep(ctx context.Context, c Cleaners, users []uuid.UUID, res *CleanupResult, step func(string), what string) error {
+	if c.Activities != nil && len(users) > 0 {
+		step(fmt.Sprintf("deleting %sthe activity of %d users", what, len(users)))
+		n, err := c.Activities(ctx, users)
+		if err != nil {
+			return fmt.Errorf("delete activity: %w", err)
+		}
+		res.Activities += n
+	}
+	if c.Notifications != nil {
+		if res.Notifications == nil {
+			res.Notifications = new(int64)
+		}
+		if len(users) > 0 {
+			step(fmt.Sprintf("deleting %sthe notifications of %d users", what, len(users)))
+			n, err := c.Notifications(ctx, users)
+			if err != nil {
+				return fmt.Errorf("delete notifications: %w", err)
+			}
+			*res.Notifications += n
+		}
+	}
+	return nil
 }
 
 // cleanupJob is a run's data deletion under way: it runs on its own, outliving the request
