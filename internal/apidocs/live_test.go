@@ -347,6 +347,14 @@ func TestProcessorAnswersMatchSpec(t *testing.T) {
 
 	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/entries?limit=2", token: aliceKey, want: 200})
 	c.do(call{method: "GET", path: "/api/v1/accounts/" + unknown + "/entries", token: admin, want: 404})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/balance?at=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano)), token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/balance", token: aliceKey, want: 400, invalid: true})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + unknown + "/balance?at=2026-01-01T00:00:00Z", token: admin, want: 404})
+	period := "?from=2026-01-01T00:00:00Z&to=" + url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/statement" + period, token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/statement" + period, token: aliceKey, want: 200, headers: []string{"Accept", "text/csv"}})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/statement?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", token: aliceKey, want: 400})
+	c.do(call{method: "GET", path: "/api/v1/accounts/" + unknown + "/statement" + period, token: admin, want: 404})
 
 	// --- read models and admin ---
 	for _, model := range []string{"activity", "notifications"} {

@@ -80,6 +80,8 @@ func NewServer(d Deps) http.Handler {
 	api("POST /api/v1/accounts", s.createAccount)
 	api("GET /api/v1/accounts/{id}", s.getAccount)
 	api("GET /api/v1/accounts/{id}/entries", s.listEntries)
+	api("GET /api/v1/accounts/{id}/balance", s.getBalanceAt)
+	api("GET /api/v1/accounts/{id}/statement", s.getStatement)
 	api("POST /api/v1/transactions", s.createTransaction)
 	api("POST /api/v1/transactions/batch", s.createBatch)
 	api("GET /api/v1/transactions/{id}", s.getTransaction)

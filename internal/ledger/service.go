@@ -31,6 +31,11 @@ type Store interface {
 	Account(ctx context.Context, id uuid.UUID) (*Account, error)
 	Accounts(ctx context.Context, userID uuid.UUID, p ListParams) (Page[Account], error)
 	Entries(ctx context.Context, accountID uuid.UUID, p ListParams) (Page[Entry], error)
+	// BalanceAt is the balance after the account's entries created at or before at (0 before
+	// the first).
+	BalanceAt(ctx context.Context, accountID uuid.UUID, at time.Time) (int64, error)
+	// Statement fills st.OpeningBalance and st.Entries for st.AccountID over [st.From, st.To).
+	Statement(ctx context.Context, st *Statement) error
 	// Transaction returns the transaction and the owners of its customer accounts.
 	Transaction(ctx context.Context, id uuid.UUID) (*Transaction, []uuid.UUID, error)
 	Reconcile(ctx context.Context) (map[string]CurrencyBalance, error)
@@ -412,6 +417,46 @@ func (s *Service) Entries(ctx context.Context, c Caller, accountID uuid.UUID, p 
 		return Page[Entry]{}, err
 	}
 	return s.store.Entries(ctx, accountID, p)
+}
+
+// BalanceAt is account id's balance at a point in time. Errors: not_found (no such account,
+// or not the caller's).
+func (s *Service) BalanceAt(ctx context.Context, c Caller, id uuid.UUID, at time.Time) (*BalanceAt, error) {
+	if _, err := s.Account(ctx, c, id); err != nil {
+		return nil, err
+	}
+	at = at.UTC()
+	b, err := s.store.BalanceAt(ctx, id, at)
+	if err != nil {
+		return nil, err
+	}
+	return &BalanceAt{AccountID: id, At: at, Balance: b}, nil
+}
+
+// Statement is account id's statement over [from, to). Errors: validation_error (to not after
+// from, or a period longer than MaxStatementSpan), not_found (no such account, or not the
+// caller's).
+func (s *Service) Statement(ctx context.Context, c Caller, id uuid.UUID, from, to time.Time) (*Statement, error) {
+	from, to = from.UTC(), to.UTC()
+	switch {
+	case !to.After(from):
+		return nil, Invalid(FieldError{Field: "to", Message: "must be after from"})
+	case to.Sub(from) > MaxStatementSpan:
+		return nil, Invalid(FieldError{Field: "to", Message: "must be at most 366 days after from"})
+	}
+	a, err := s.Account(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &Statement{AccountID: id, Currency: a.Currency, From: from, To: to, Entries: []StatementLine{}}
+	if err := s.store.Statement(ctx, st); err != nil {
+		return nil, err
+	}
+	st.ClosingBalance = st.OpeningBalance
+	for _, e := range st.Entries {
+		st.ClosingBalance += e.Amount
+	}
+	return st, nil
 }
 
 // --- transactions ---

@@ -153,3 +153,33 @@ type PurgeResult struct {
 	Accounts     int64 `json:"accounts"`
 	Transactions int64 `json:"transactions"`
 }
+
+// BalanceAt is an account's balance after every entry created at or before At.
+type BalanceAt struct {
+	AccountID uuid.UUID `json:"account_id"`
+	At        time.Time `json:"at"`
+	Balance   int64     `json:"balance"`
+}
+
+// StatementLine is an entry of a statement, with its transaction's type and description.
+type StatementLine struct {
+	Entry
+	Type        TxType `json:"type"`
+	Description string `json:"description"`
+}
+
+// Statement is an account's entries created in [From, To), oldest first, between the balance
+// before them (Opening) and after them (Closing = Opening + their amounts).
+type Statement struct {
+	AccountID      uuid.UUID       `json:"account_id"`
+	Currency       string          `json:"currency"`
+	From           time.Time       `json:"from"`
+	To             time.Time       `json:"to"`
+	OpeningBalance int64           `json:"opening_balance"`
+	ClosingBalance int64           `json:"closing_balance"`
+	Entries        []StatementLine `json:"entries"`
+}
+
+// MaxStatementSpan bounds a statement's period, so one request reads a bounded share of an
+// account's history.
+const MaxStatementSpan = 366 * 24 * time.Hour

@@ -164,21 +164,25 @@ func (s *Store) Accounts(ctx context.Context, userID uuid.UUID, p ledger.ListPar
 	return page(accounts, p.Limit, err, func(a ledger.Account) string { return encodeUUID(a.ID) })
 }
 
+// Entries lists an account's entries newest first; the cursor is the last entry's creation
+// time and id.
 func (s *Store) Entries(ctx context.Context, accountID uuid.UUID, p ledger.ListParams) (ledger.Page[ledger.Entry], error) {
-	before := int64(1<<63 - 1)
+	beforeAt, beforeID := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), int64(1<<63-1)
 	if p.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		if err != nil || len(b) != 8 {
+		if err != nil || len(b) != 16 {
 			return ledger.Page[ledger.Entry]{}, badCursor
 		}
-		before = int64(binary.BigEndian.Uint64(b))
+		beforeAt = time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC()
+		beforeID = int64(binary.BigEndian.Uint64(b[8:]))
 	}
 	type row struct {
 		id int64
 		e  ledger.Entry
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, transaction_id, account_id, amount, balance_after, created_at
-		FROM entries WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, accountID, before, p.Limit+1)
+		FROM entries WHERE account_id = $1 AND (created_at, id) < ($2, $3)
+		ORDER BY created_at DESC, id DESC LIMIT $4`, accountID, beforeAt, beforeID, p.Limit+1)
 	if err != nil {
 		return ledger.Page[ledger.Entry]{}, err
 	}
@@ -188,8 +192,9 @@ func (s *Store) Entries(ctx context.Context, accountID uuid.UUID, p ledger.ListP
 		return x, err
 	})
 	pg, err := page(list, p.Limit, err, func(x row) string {
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], uint64(x.id))
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:], uint64(x.e.CreatedAt.UnixMicro()))
+		binary.BigEndian.PutUint64(b[8:], uint64(x.id))
 		return base64.RawURLEncoding.EncodeToString(b[:])
 	})
 	out := ledger.Page[ledger.Entry]{Next: pg.Next, Items: make([]ledger.Entry, len(pg.Items))}
@@ -197,6 +202,47 @@ func (s *Store) Entries(ctx context.Context, accountID uuid.UUID, p ledger.ListP
 		out.Items[i] = x.e
 	}
 	return out, err
+}
+
+// BalanceAt reads the balance after the account's last entry created at or before at: one
+// index-only probe of entries_account_time.
+func (s *Store) BalanceAt(ctx context.Context, accountID uuid.UUID, at time.Time) (int64, error) {
+	var b int64
+	err := s.pool.QueryRow(ctx, `SELECT balance_after FROM entries WHERE account_id = $1 AND created_at <= $2
+		ORDER BY created_at DESC, id DESC LIMIT 1`, accountID, at).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return b, err
+}
+
+// Statement reads the balance before st.From and the entries of [st.From, st.To), oldest
+// first, with their transactions' type and description, in one snapshot.
+func (s *Store) Statement(ctx context.Context, st *ledger.Statement) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT balance_after FROM entries WHERE account_id = $1 AND created_at < $2
+			ORDER BY created_at DESC, id DESC LIMIT 1`, st.AccountID, st.From).Scan(&st.OpeningBalance)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT e.transaction_id, e.amount, e.balance_after, e.created_at, t.type, t.description
+			FROM entries e JOIN transactions t ON t.id = e.transaction_id
+			WHERE e.account_id = $1 AND e.created_at >= $2 AND e.created_at < $3
+			ORDER BY e.created_at, e.id`, st.AccountID, st.From, st.To)
+		if err != nil {
+			return err
+		}
+		lines, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.StatementLine, error) {
+			l := ledger.StatementLine{Entry: ledger.Entry{AccountID: st.AccountID}}
+			err := r.Scan(&l.TransactionID, &l.Amount, &l.BalanceAfter, &l.CreatedAt, &l.Type, &l.Description)
+			return l, err
+		})
+		if err != nil {
+			return err
+		}
+		st.Entries = append(st.Entries, lines...)
+		return nil
+	})
 }
 
 // --- transactions ---

@@ -34,7 +34,7 @@ type fixture struct {
 	aUSD, aUSD2, aEUR, bUSD string // funded 10000, 0, 5000, 10000
 }
 
-func newFixture(t *testing.T, change func(*processor.Config)) *fixture {
+func newFixture(t testing.TB, change func(*processor.Config)) *fixture {
 	t.Helper()
 	p := testenv.StartProcessor(t, func(c *processor.Config) {
 		c.MaxConns = 8 // the servers are shared: take only what these tests need
