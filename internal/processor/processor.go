@@ -23,8 +23,11 @@ import (
 	"txn/internal/mongo"
 	"txn/internal/postgres"
 	"txn/internal/redis"
+
 	"txn/internal/relay"
 	"txn/internal/service"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // Config is the processor's configuration; FromEnv reads it from the environment.
@@ -126,68 +129,15 @@ type App struct {
 // New migrates the database and wires every part; Serve then runs it.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log}
-	if err := postgres.Migrate(ctx, cfg.DirectURL); err != nil {
-		return nil, err
-	}
-	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, int32(cfg.MaxConns))
+	store, rdb, err := a.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, pool.Close)
-	store := postgres.NewStore(pool)
-	a.store = store
-	store.CommitResolveTimeout = cfg.CommitResolveTimeout
-	rdb, err := redis.Connect(cfg.RedisURL)
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	a.closers = append(a.closers, func() { _ = rdb.Close() })
-
 	reg := service.NewRegistry()
 	m := newMetrics(reg)
-	store.OnAmbiguousCommit = func(committed bool, cause error) {
-		m.ambiguous.WithLabelValues(fmt.Sprint(committed)).Inc()
-		log.Warn("commit outcome looked up after a connection failure", "committed", committed, "err", cause)
-	}
-	batchCfg := cfg.Batch
-	batchCfg.Observe = func(size int, took time.Duration, err error) {
-		m.batchSize.Observe(float64(size))
-		m.batchSeconds.Observe(took.Seconds())
-		if err != nil {
-			m.batchErrors.Inc()
-			log.Error("batch failed", "size", size, "err", err)
-		}
-	}
-	a.batcher = ledger.NewBatcher(store, batchCfg)
-	a.limiter = redis.NewLimiter(rdb, cfg.RedisPrefix, func(scope string) int {
-		if scope == "admin" {
-			return cfg.AdminRate
-		}
-		return cfg.UserRate
-	})
-	a.limiter.OnFailOpen = func(err error) {
-		if err != nil {
-			log.Error("rate limit fails open: Redis is unreachable", "err", err)
-		} else {
-			log.Info("rate limit enforced again: Redis is back")
-		}
-	}
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "ratelimit_fail_open_total", Help: "Requests allowed unchecked while Redis was unreachable.",
-	}, func() float64 { return float64(a.limiter.FailedOpen.Load()) }))
-	svc := ledger.NewService(store, a.batcher, ledger.Config{
-		AdminToken:           cfg.AdminToken,
-		AllowPrivateWebhooks: cfg.AllowPrivate,
-		KeyCache:             redis.NewKeyCache(rdb, cfg.RedisPrefix),
-		OnCacheError: func(op string, err error) {
-			m.cacheErrors.WithLabelValues(op).Inc()
-			log.Debug("API key cache unavailable", "op", op, "err", err)
-		},
-	})
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "apikey_store_lookups_total", Help: "API keys read from PostgreSQL (misses of both caches).",
-	}, func() float64 { return float64(svc.KeyLookups()) }))
+	a.startWritePath(store, m)
+	a.startLimiter(rdb, reg)
+	svc := a.newLedger(store, rdb, m, reg)
 	if cfg.RelayEnabled {
 		r, closeRelay, err := NewRelay(RelayConfig{DirectURL: cfg.DirectURL, Brokers: kafka.Brokers(cfg.KafkaBrokers),
 			Topic: cfg.KafkaTopic}, log, reg)
@@ -206,32 +156,109 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		// Not required: requests are still served, their events wait in the outbox.
 		checks = append(checks, service.Check{Name: "relay", Run: func(context.Context) error { return a.relay.Health() }})
 	}
-	var activity httpapi.ActivityReader
-	var notifications httpapi.NotificationReader
-	var analytics httpapi.AnalyticsReader
+	deps := httpapi.Deps{Ledger: svc, Limiter: a.limiter, Logger: log, Registry: reg, Checks: checks}
+	a.openReadModels(&deps)
+	a.handler = httpapi.NewServer(deps)
+	return a, nil
+}
+
+// connect migrates the schema and opens PostgreSQL (through PgBouncer) and Redis.
+func (a *App) connect(ctx context.Context) (*postgres.Store, *goredis.Client, error) {
+	cfg := a.cfg
+	if err := postgres.Migrate(ctx, cfg.DirectURL); err != nil {
+		return nil, nil, err
+	}
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, int32(cfg.MaxConns))
+	if err != nil {
+		return nil, nil, err
+	}
+	a.closers = append(a.closers, pool.Close)
+	store := postgres.NewStore(pool)
+	a.store = store
+	store.CommitResolveTimeout = cfg.CommitResolveTimeout
+	rdb, err := redis.Connect(cfg.RedisURL)
+	if err != nil {
+		a.Close()
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	a.closers = append(a.closers, func() { _ = rdb.Close() })
+	return store, rdb, nil
+}
+
+// startWritePath starts the group-commit batcher over store, observed by m.
+func (a *App) startWritePath(store *postgres.Store, m *metrics) {
+	log := a.log
+	store.OnAmbiguousCommit = func(committed bool, cause error) {
+		m.ambiguous.WithLabelValues(fmt.Sprint(committed)).Inc()
+		log.Warn("commit outcome looked up after a connection failure", "committed", committed, "err", cause)
+	}
+	batchCfg := a.cfg.Batch
+	batchCfg.Observe = func(size int, took time.Duration, err error) {
+		m.batchSize.Observe(float64(size))
+		m.batchSeconds.Observe(took.Seconds())
+		if err != nil {
+			m.batchErrors.Inc()
+			log.Error("batch failed", "size", size, "err", err)
+		}
+	}
+	a.batcher = ledger.NewBatcher(store, batchCfg)
+}
+
+// startLimiter sets up the per-caller rate limiter in Redis.
+func (a *App) startLimiter(rdb *goredis.Client, reg *prometheus.Registry) {
+	cfg, log := a.cfg, a.log
+	a.limiter = redis.NewLimiter(rdb, cfg.RedisPrefix, func(scope string) int {
+		if scope == "admin" {
+			return cfg.AdminRate
+		}
+		return cfg.UserRate
+	})
+	a.limiter.OnFailOpen = func(err error) {
+		if err != nil {
+			log.Error("rate limit fails open: Redis is unreachable", "err", err)
+		} else {
+			log.Info("rate limit enforced again: Redis is back")
+		}
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "ratelimit_fail_open_total", Help: "Requests allowed unchecked while Redis was unreachable.",
+	}, func() float64 { return float64(a.limiter.FailedOpen.Load()) }))
+}
+
+// newLedger is the ledger service over store and the batcher, with the API-key cache in Redis.
+func (a *App) newLedger(store *postgres.Store, rdb *goredis.Client, m *metrics, reg *prometheus.Registry) *ledger.Service {
+	cfg, log := a.cfg, a.log
+	svc := ledger.NewService(store, a.batcher, ledger.Config{
+		AdminToken:           cfg.AdminToken,
+		AllowPrivateWebhooks: cfg.AllowPrivate,
+		KeyCache:             redis.NewKeyCache(rdb, cfg.RedisPrefix),
+		OnCacheError: func(op string, err error) {
+			m.cacheErrors.WithLabelValues(op).Inc()
+			log.Debug("API key cache unavailable", "op", op, "err", err)
+		},
+	})
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "apikey_store_lookups_total", Help: "API keys read from PostgreSQL (misses of both caches).",
+	}, func() float64 { return float64(svc.KeyLookups()) }))
+	return svc
+}
+
+// openReadModels sets the read models' readers the configuration names; each store is opened
+// on first use, so the processor starts without them.
+func (a *App) openReadModels(deps *httpapi.Deps) {
+	cfg := a.cfg
 	if cfg.MongoURL != "" {
 		l := &lazy[*mongo.Store]{open: func(ctx context.Context) (*mongo.Store, error) { return mongo.Open(ctx, cfg.MongoURL) }}
-		activity, notifications = activityReader{l}, notificationReader{l}
+		deps.Activity, deps.Notifications = activityReader{l}, notificationReader{l}
 		a.closers = append(a.closers, func() { l.close(func(s *mongo.Store) { _ = s.Close(context.Background()) }) })
 	}
 	if cfg.ClickHouseAddr != "" {
 		l := &lazy[*clickhouse.Store]{open: func(ctx context.Context) (*clickhouse.Store, error) {
 			return clickhouse.Open(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDB)
 		}}
-		analytics = analyticsReader{l}
+		deps.Analytics = analyticsReader{l}
 		a.closers = append(a.closers, func() { l.close(func(s *clickhouse.Store) { _ = s.Close() }) })
 	}
-	a.handler = httpapi.NewServer(httpapi.Deps{
-		Ledger:        svc,
-		Activity:      activity,
-		Notifications: notifications,
-		Analytics:     analytics,
-		Limiter:       a.limiter,
-		Logger:        log,
-		Registry:      reg,
-		Checks:        checks,
-	})
-	return a, nil
 }
 
 // Serve answers on ln until ctx ends, then stops in order: stop taking requests and finish
