@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"txn/internal/backoff"
@@ -135,18 +136,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 	live := redis.NewLoadtestLive(rdb, cfg.RedisPrefix+"loadtest:", cfg.LiveTTL)
-
-	var ch *clickhouse.Store
-	var hist *clickhouse.LoadtestHistory
-	err = retryStartup(ctx, log, "open ClickHouse", func(ctx context.Context) (err error) {
-		if ch == nil {
-			if ch, err = clickhouse.Open(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDB); err != nil {
-				return err
-			}
-		}
-		hist, err = ch.LoadtestHistory(ctx)
-		return err
-	})
+	ch, hist, err := openClickHouse(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -158,13 +148,52 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer func() { _ = mg.Close(context.Background()) }()
 
 	reg := service.NewRegistry()
-	byPrefix := func(prefix string) clickhouse.Filter { return clickhouse.Filter{DescriptionPrefix: prefix} }
-	m := loadtest.NewManager(loadtest.Deps{
+	m := newManager(cfg, live, hist, ch, mg, reg, log)
+	if err := retryStartup(ctx, log, "recover unfinished runs", m.Recover); err != nil {
+		return fmt.Errorf("recover unfinished runs: %w", err)
+	}
+	handler := loadtest.NewHandler(loadtest.HandlerDeps{
+		Manager: m, AdminToken: cfg.Target.AdminToken, UI: web.Handler(), Registry: reg, Log: log,
+		Checks: []service.Check{
+			{Name: "redis", Required: true, Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "clickhouse", Required: true, Run: ch.Ping},
+			{Name: "mongodb", Run: mg.Ping},
+			{Name: "processor", Run: processorHealth(cfg.Target.URL)},
+		},
+	})
+	return serve(ctx, cfg, handler, m, log)
+}
+
+// openClickHouse opens the analytics store and the runs' history in it, retrying while
+// ClickHouse starts.
+func openClickHouse(ctx context.Context, cfg Config, log *slog.Logger) (*clickhouse.Store, *clickhouse.LoadtestHistory, error) {
+	var ch *clickhouse.Store
+	var hist *clickhouse.LoadtestHistory
+	err := retryStartup(ctx, log, "open ClickHouse", func(ctx context.Context) (err error) {
+		if ch == nil {
+			if ch, err = clickhouse.Open(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDB); err != nil {
+				return err
+			}
+		}
+		hist, err = ch.LoadtestHistory(ctx)
+		return err
+	})
+	if err != nil && ch != nil {
+		_ = ch.Close()
+	}
+	return ch, hist, err
+}
+
+// newManager wires the run manager to its stores: live state in Redis, history and the
+// pipeline's analytics in ClickHouse, the read models it cleans in MongoDB.
+func newManager(cfg Config, live *redis.LoadtestLive, hist *clickhouse.LoadtestHistory, ch *clickhouse.Store,
+	mg *mongo.Store, reg *prometheus.Registry, log *slog.Logger) *loadtest.Manager {
+	return loadtest.NewManager(loadtest.Deps{
 		Target:  cfg.Target,
 		Live:    live,
 		History: hist,
 		Analytics: func(ctx context.Context, prefix string) (int64, error) {
-			return ch.CountTransactions(ctx, byPrefix(prefix))
+			return ch.CountTransactions(ctx, clickhouse.Filter{DescriptionPrefix: prefix})
 		},
 		Cleaners: loadtest.Cleaners{
 			Activities:    mg.DeleteActivities,
@@ -178,11 +207,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Metrics:       loadtest.NewMetrics(reg),
 		Log:           log,
 	})
-	if err := retryStartup(ctx, log, "recover unfinished runs", m.Recover); err != nil {
-		return fmt.Errorf("recover unfinished runs: %w", err)
-	}
-	processorHealth := func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Target.URL+"/healthz", nil)
+}
+
+// processorHealth checks the processor at url answers /healthz with 200.
+func processorHealth(url string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/healthz", nil)
 		if err != nil {
 			return err
 		}
@@ -196,16 +226,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		return nil
 	}
-	handler := loadtest.NewHandler(loadtest.HandlerDeps{
-		Manager: m, AdminToken: cfg.Target.AdminToken, UI: web.Handler(), Registry: reg, Log: log,
-		Checks: []service.Check{
-			{Name: "redis", Required: true, Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-			{Name: "clickhouse", Required: true, Run: ch.Ping},
-			{Name: "mongodb", Run: mg.Ping},
-			{Name: "processor", Run: processorHealth},
-		},
-	})
+}
 
+// serve answers on cfg.Addr and runs the manager until ctx ends; the API answers until the
+// run in progress is recorded.
+func serve(ctx context.Context, cfg Config, handler http.Handler, m *loadtest.Manager, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -220,7 +245,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
-		// The manager returns once the run in progress is recorded; the API answers until then.
 		err := m.Run(gctx)
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
