@@ -217,31 +217,43 @@ func (s *Store) BalanceAt(ctx context.Context, accountID uuid.UUID, at time.Time
 }
 
 // Statement reads the balance before st.From and the entries of [st.From, st.To), oldest
-// first, with their transactions' type and description, in one snapshot.
+// first, with their transactions' type and description, in one snapshot and one round trip.
+// The entries are read in index order with one primary-key probe each: the planner, costing
+// pages as if read from disk, would rather hash the whole transactions table, and on two cores
+// parallel workers only add their start-up (a month of 8,500 entries: 25 ms instead of 70-115).
 func (s *Store) Statement(ctx context.Context, st *ledger.Statement) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT balance_after FROM entries WHERE account_id = $1 AND created_at < $2
-			ORDER BY created_at DESC, id DESC LIMIT 1`, st.AccountID, st.From).Scan(&st.OpeningBalance)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT e.transaction_id, e.amount, e.balance_after, e.created_at, t.type, t.description
+		b := &pgx.Batch{}
+		b.Queue(`SELECT set_config('random_page_cost', '1.1', true), set_config('max_parallel_workers_per_gather', '0', true)`)
+		b.Queue(`SELECT balance_after FROM entries WHERE account_id = $1 AND created_at < $2
+			ORDER BY created_at DESC, id DESC LIMIT 1`, st.AccountID, st.From)
+		b.Queue(`SELECT e.transaction_id, e.amount, e.balance_after, e.created_at, t.type, t.description
 			FROM entries e JOIN transactions t ON t.id = e.transaction_id
 			WHERE e.account_id = $1 AND e.created_at >= $2 AND e.created_at < $3
 			ORDER BY e.created_at, e.id`, st.AccountID, st.From, st.To)
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if err := br.QueryRow().Scan(&st.OpeningBalance); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
 		lines, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.StatementLine, error) {
 			l := ledger.StatementLine{Entry: ledger.Entry{AccountID: st.AccountID}}
-			err := r.Scan(&l.TransactionID, &l.Amount, &l.BalanceAfter, &l.CreatedAt, &l.Type, &l.Description)
+			// As [16]byte: a uuid.UUID is scanned as text and parsed back, a third of the cost.
+			err := r.Scan((*[16]byte)(&l.TransactionID), &l.Amount, &l.BalanceAfter, &l.CreatedAt, &l.Type, &l.Description)
 			return l, err
 		})
 		if err != nil {
 			return err
 		}
 		st.Entries = append(st.Entries, lines...)
-		return nil
+		return br.Close()
 	})
 }
 

@@ -22,11 +22,14 @@ func BenchmarkHistory(b *testing.B) {
 	step := 365 * 24 * time.Hour / n
 	// Seeded in SQL: 100,000 deposits through the API would time the write path, not this.
 	// Four entries of 100 other accounts come between two of this account's, as in a ledger
-	// that holds more than one account, so the planner sees the table a real one would.
+	// that holds more than one account, so the planner sees the table a real one would; ids
+	// are time-ordered like the processor's UUIDv7s.
 	_, err := f.db.Exec(context.Background(), `
 		WITH tx AS (
 			INSERT INTO transactions (id, type, to_account_id, amount, currency, description, created_at)
-			SELECT gen_random_uuid(), 'deposit',
+			SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING
+					substring(int8send((extract(epoch FROM $2::timestamptz + i * $3::interval) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 'hex')::uuid,
+				'deposit',
 				CASE WHEN i % 5 = 0 THEN $1::uuid ELSE ('00000000-0000-4000-8000-' || lpad((i % 100)::text, 12, '0'))::uuid END,
 				1, 'USD', 'seed', $2::timestamptz + i * $3::interval
 			FROM generate_series(1, 5 * $4::int) i
