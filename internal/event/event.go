@@ -36,7 +36,9 @@ type Transaction struct {
 	Amount        int64      `json:"amount"`
 	Currency      string     `json:"currency"`
 	Description   string     `json:"description"`
-	CreatedAt     time.Time  `json:"created_at"`
+	// Metadata is the transaction's string pairs; absent when it has none.
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
 }
 
 // Key is the partition key: events of one source account stay in order (deposits use the

@@ -24,13 +24,14 @@ type txRequestJSON struct {
 	Amount        json.RawMessage `json:"amount"`
 	Currency      string          `json:"currency"`
 	Description   string          `json:"description"`
+	Metadata      ledger.Metadata `json:"metadata"`
 	// IdempotencyKey is only read in batch items; single requests use the header.
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 }
 
 func (j *txRequestJSON) toRequest() (ledger.TxRequest, error) {
 	var fields []ledger.FieldError
-	req := ledger.TxRequest{Type: ledger.TxType(j.Type), Currency: j.Currency, Description: j.Description}
+	req := ledger.TxRequest{Type: ledger.TxType(j.Type), Currency: j.Currency, Description: j.Description, Metadata: j.Metadata}
 	parseID := func(field string, s *string) uuid.UUID {
 		if s == nil {
 			return uuid.Nil

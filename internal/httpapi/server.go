@@ -83,6 +83,7 @@ func NewServer(d Deps) http.Handler {
 	api("GET /api/v1/accounts/{id}/balance", s.getBalanceAt)
 	api("GET /api/v1/accounts/{id}/statement", s.getStatement)
 	api("POST /api/v1/transactions", s.createTransaction)
+	api("GET /api/v1/transactions", s.listTransactions)
 	api("POST /api/v1/transactions/batch", s.createBatch)
 	api("GET /api/v1/transactions/{id}", s.getTransaction)
 	api("GET /api/v1/admin/reconciliation", s.reconciliation)

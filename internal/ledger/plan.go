@@ -198,7 +198,7 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 
 	tx := Transaction{
 		ID: newID(), Type: r.Type, Status: StatusCompleted,
-		Amount: r.Amount, Currency: r.Currency, Description: r.Description, CreatedAt: now,
+		Amount: r.Amount, Currency: r.Currency, Description: r.Description, Metadata: r.Metadata, CreatedAt: now,
 	}
 	if r.From != uuid.Nil {
 		tx.FromAccountID = &r.From
@@ -218,7 +218,7 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 func newEvent(id uuid.UUID, requestID string, tx *Transaction, from, to *AccountState) event.Event {
 	et := event.Transaction{
 		ID: tx.ID, Type: string(tx.Type), FromAccountID: tx.FromAccountID, ToAccountID: tx.ToAccountID,
-		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, CreatedAt: tx.CreatedAt,
+		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, Metadata: tx.Metadata, CreatedAt: tx.CreatedAt,
 	}
 	if tx.FromAccountID != nil {
 		u := from.UserID

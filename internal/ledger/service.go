@@ -36,6 +36,8 @@ type Store interface {
 	BalanceAt(ctx context.Context, accountID uuid.UUID, at time.Time) (int64, error)
 	// Statement fills st.OpeningBalance and st.Entries for st.AccountID over [st.From, st.To).
 	Statement(ctx context.Context, st *Statement) error
+	// Transactions lists the transactions f selects, newest first.
+	Transactions(ctx context.Context, f TxFilter, p ListParams) (Page[Transaction], error)
 	// Transaction returns the transaction and the owners of its customer accounts.
 	Transaction(ctx context.Context, id uuid.UUID) (*Transaction, []uuid.UUID, error)
 	Reconcile(ctx context.Context) (map[string]CurrencyBalance, error)
@@ -461,6 +463,24 @@ func (s *Service) Statement(ctx context.Context, c Caller, id uuid.UUID, from, t
 
 // --- transactions ---
 
+// Transactions lists the transactions f selects, newest first. A user must name one of its
+// accounts; the admin may list all. Errors: validation_failed (a user without account_id, to
+// not after from), not_found (the account is not the caller's).
+func (s *Service) Transactions(ctx context.Context, c Caller, f TxFilter, p ListParams) (Page[Transaction], error) {
+	switch {
+	case f.AccountID == uuid.Nil && !c.Admin:
+		return Page[Transaction]{}, Invalid(FieldError{Field: "account_id", Message: "is required: name one of your accounts"})
+	case !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From):
+		return Page[Transaction]{}, Invalid(FieldError{Field: "to", Message: "must be after from"})
+	}
+	if f.AccountID != uuid.Nil {
+		if _, err := s.Account(ctx, c, f.AccountID); err != nil {
+			return Page[Transaction]{}, err
+		}
+	}
+	return s.store.Transactions(ctx, f, p)
+}
+
 // Validate checks a request's shape and who may make it; failures are never stored against an
 // idempotency key, so the caller may correct and retry.
 func (r TxRequest) Validate(c Caller) error {
@@ -501,6 +521,7 @@ func (r TxRequest) Validate(c Caller) error {
 	} else if msg := storableText(r.Description); msg != "" {
 		fields = append(fields, FieldError{Field: "description", Message: msg})
 	}
+	fields = append(fields, r.Metadata.check()...)
 	if len(fields) > 0 {
 		return Invalid(fields...)
 	}

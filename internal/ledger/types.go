@@ -6,6 +6,8 @@ package ledger
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,6 +73,7 @@ type Transaction struct {
 	Amount        int64      `json:"amount"`
 	Currency      string     `json:"currency"`
 	Description   string     `json:"description"`
+	Metadata      Metadata   `json:"metadata"`
 	CreatedAt     time.Time  `json:"created_at"`
 }
 
@@ -93,6 +96,7 @@ type TxRequest struct {
 	Amount      int64
 	Currency    string
 	Description string
+	Metadata    Metadata
 }
 
 // Hash identifies the request's content, to tell an idempotent replay from a reused key.
@@ -108,6 +112,13 @@ func (r TxRequest) Hash() [32]byte {
 	h.Write([]byte(r.Currency))
 	h.Write([]byte{0})
 	h.Write([]byte(r.Description))
+	// Only when present, so requests without metadata keep the hashes stored before it existed.
+	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(r.Metadata[k]))
+	}
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
@@ -183,3 +194,11 @@ type Statement struct {
 // MaxStatementSpan bounds a statement's period, so one request reads a bounded share of an
 // account's history.
 const MaxStatementSpan = 366 * 24 * time.Hour
+
+// TxFilter selects transactions to list; zero fields select all.
+type TxFilter struct {
+	AccountID uuid.UUID // transactions with an entry on this account
+	Type      TxType
+	From, To  time.Time // created in [From, To)
+	Metadata  Metadata  // carrying every one of these pairs
+}

@@ -57,7 +57,7 @@ const (
 	sqlClaimKeys    = `SELECT * FROM ledger_claim_keys($1, $2, $3)`
 	sqlLockAccounts = `SELECT * FROM ledger_lock_accounts($1)`
 	sqlWrite        = `SELECT ledger_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-		$15, $16, $17, $18, $19, $20, $21, $22)`
+		$15, $16, $17, $18, $19, $20, $21, $22, $23)`
 )
 
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
@@ -150,6 +150,46 @@ func refused(err error) bool {
 	return errors.As(err, &pe) && pe.Severity == "ERROR"
 }
 
+// readKeys reads the outcomes already committed for the batch's idempotency keys into st.
+func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ref ledger.KeyRef
+		var hash []byte
+		var code, detail *string
+		var txID *uuid.UUID
+		var typ *string
+		var from, to *uuid.UUID
+		var amount *int64
+		var cur, desc *string
+		var created *time.Time
+		var meta ledger.Metadata
+		if err := rows.Scan(&ref.Scope, &ref.Key, &hash, &code, &detail,
+			&txID, &typ, &from, &to, &amount, &cur, &desc, &created, &meta); err != nil {
+			return err
+		}
+		rec := &ledger.KeyRecord{}
+		copy(rec.Hash[:], hash)
+		switch {
+		case code != nil:
+			rec.Err = &ledger.Error{Code: ledger.Code(*code), Detail: deref(detail)}
+		case txID != nil:
+			rec.Tx = &ledger.Transaction{ID: *txID, Type: ledger.TxType(*typ), Status: ledger.StatusCompleted,
+				FromAccountID: from, ToAccountID: to, Amount: *amount, Currency: *cur,
+				Description: *desc, Metadata: meta, CreatedAt: created.UTC()}
+		default:
+			// The transaction was purged since: the key's first answer cannot be replayed.
+			rec.Err = ledger.Errorf(ledger.CodeNotFound, "the transaction of this Idempotency-Key was deleted")
+		}
+		st.Keys[ref] = rec
+	}
+	return rows.Err()
+}
+
 // readState reads round trip 1's answers into st and returns the transaction's id.
 func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchState) (xid string, err error) {
 	defer br.Close()
@@ -160,43 +200,7 @@ func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchSt
 		return "", err
 	}
 	if withKeys {
-		rows, err := br.Query()
-		if err != nil {
-			return "", err
-		}
-		for rows.Next() {
-			var ref ledger.KeyRef
-			var hash []byte
-			var code, detail *string
-			var tx ledger.Transaction
-			var txID *uuid.UUID
-			var typ *string
-			var from, to *uuid.UUID
-			var amount *int64
-			var cur, desc *string
-			var created *time.Time
-			if err := rows.Scan(&ref.Scope, &ref.Key, &hash, &code, &detail,
-				&txID, &typ, &from, &to, &amount, &cur, &desc, &created); err != nil {
-				rows.Close()
-				return "", err
-			}
-			rec := &ledger.KeyRecord{}
-			copy(rec.Hash[:], hash)
-			if code != nil {
-				rec.Err = &ledger.Error{Code: ledger.Code(*code), Detail: deref(detail)}
-			} else if txID != nil {
-				tx = ledger.Transaction{ID: *txID, Type: ledger.TxType(*typ), Status: ledger.StatusCompleted,
-					FromAccountID: from, ToAccountID: to, Amount: *amount, Currency: *cur,
-					Description: *desc, CreatedAt: created.UTC()}
-				rec.Tx = &tx
-			} else {
-				// The transaction was purged since: the key's first answer cannot be replayed.
-				rec.Err = ledger.Errorf(ledger.CodeNotFound, "the transaction of this Idempotency-Key was deleted")
-			}
-			st.Keys[ref] = rec
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := readKeys(br, st); err != nil {
 			return "", err
 		}
 	}
@@ -233,9 +237,18 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 	txID, typ, cur, desc := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n)
 	from, to := make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 	amount := make([]int64, n)
+	meta := make([]*string, n) // NULL for none, most of the time
 	for i, t := range plan.Transactions {
 		txID[i], typ[i], from[i], to[i], amount[i], cur[i], desc[i] =
 			t.ID, string(t.Type), t.FromAccountID, t.ToAccountID, t.Amount, t.Currency, t.Description
+		if len(t.Metadata) > 0 {
+			b, err := json.Marshal(map[string]string(t.Metadata))
+			if err != nil {
+				return nil, fmt.Errorf("encode metadata: %w", err)
+			}
+			m := string(b)
+			meta[i] = &m
+		}
 	}
 	m := len(plan.Entries)
 	eTx, eAcc, eAmt, eAfter := make([]uuid.UUID, m), make([]uuid.UUID, m), make([]int64, m), make([]int64, m)
@@ -267,7 +280,7 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 			kCode[i], kDetail[i] = &code, &e.Detail
 		}
 	}
-	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc,
+	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc, meta,
 		rawIDs(eTx), rawIDs(eAcc), eAmt, eAfter, rawIDs(bID), bBal, rawIDs(evID), evKey, evPayload,
 		kScope, kKey, rawNullIDs(kTx), kCode, kDetail}, nil
 }

@@ -275,15 +275,16 @@ func withdrawal(from string, amount any, currency string) map[string]any {
 
 // txJSON is a transaction as the API answers it.
 type txJSON struct {
-	ID            string  `json:"id"`
-	Type          string  `json:"type"`
-	Status        string  `json:"status"`
-	FromAccountID *string `json:"from_account_id"`
-	ToAccountID   *string `json:"to_account_id"`
-	Amount        int64   `json:"amount"`
-	Currency      string  `json:"currency"`
-	Description   string  `json:"description"`
-	CreatedAt     string  `json:"created_at"`
+	ID            string            `json:"id"`
+	Type          string            `json:"type"`
+	Status        string            `json:"status"`
+	FromAccountID *string           `json:"from_account_id"`
+	ToAccountID   *string           `json:"to_account_id"`
+	Amount        int64             `json:"amount"`
+	Currency      string            `json:"currency"`
+	Description   string            `json:"description"`
+	Metadata      map[string]string `json:"metadata"`
+	CreatedAt     string            `json:"created_at"`
 }
 
 // balance reads an account's balance straight from the database.
