@@ -60,6 +60,35 @@ const (
 		$15, $16, $17, $18, $19, $20, $21, $22, $23)`
 )
 
+// stateQueries is round trip 1 of a batch: begin, the transaction's id (which settles the
+// outcome if the connection fails around COMMIT), claiming the idempotency keys with their
+// committed outcomes, and locking the accounts. keys reports whether keys are claimed.
+func stateQueries(batch []*ledger.Pending) (b *pgx.Batch, keys bool) {
+	refs := ledger.Keys(batch)
+	b = &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SELECT pg_current_xact_id()::text")
+	if len(refs) > 0 {
+		scopes, names, hashes := make([]string, len(refs)), make([]string, len(refs)), make([][]byte, len(refs))
+		hashOf := map[ledger.KeyRef][]byte{}
+		for _, p := range batch {
+			if p.Key != "" {
+				ref := ledger.KeyRef{Scope: p.Caller.Scope(), Key: p.Key}
+				if _, ok := hashOf[ref]; !ok {
+					h := p.Req.Hash()
+					hashOf[ref] = h[:]
+				}
+			}
+		}
+		for i, k := range refs {
+			scopes[i], names[i], hashes[i] = k.Scope, k.Key, hashOf[k]
+		}
+		b.Queue(sqlClaimKeys, scopes, names, hashes)
+	}
+	b.Queue(sqlLockAccounts, rawIDs(ledger.AccountIDs(batch)))
+	return b, len(refs) > 0
+}
+
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -78,33 +107,10 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	}()
 
 	// Round trip 1: begin, claim keys and read their committed outcomes, lock accounts.
-	keys := ledger.Keys(batch)
-	ids := ledger.AccountIDs(batch)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	// The transaction's id settles the outcome if the connection fails around COMMIT.
-	b.Queue("SELECT pg_current_xact_id()::text")
-	if len(keys) > 0 {
-		scopes, names, hashes := make([]string, len(keys)), make([]string, len(keys)), make([][]byte, len(keys))
-		hashOf := map[ledger.KeyRef][]byte{}
-		for _, p := range batch {
-			if p.Key != "" {
-				ref := ledger.KeyRef{Scope: p.Caller.Scope(), Key: p.Key}
-				if _, ok := hashOf[ref]; !ok {
-					h := p.Req.Hash()
-					hashOf[ref] = h[:]
-				}
-			}
-		}
-		for i, k := range keys {
-			scopes[i], names[i], hashes[i] = k.Scope, k.Key, hashOf[k]
-		}
-		b.Queue(sqlClaimKeys, scopes, names, hashes)
-	}
-	b.Queue(sqlLockAccounts, rawIDs(ids))
+	b, keys := stateQueries(batch)
 	open = true
 	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{}}
-	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), len(keys) > 0, st)
+	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), keys, st)
 	if err != nil {
 		if conn.Conn().IsClosed() {
 			// The session ended before COMMIT was sent (a pooled connection dropped while

@@ -274,56 +274,10 @@ func scanTx(dest *ledger.Transaction, extra ...any) []any {
 // the order of their ids, which are UUIDv7s and so follow creation time (cursor: the id). A
 // metadata filter is a containment test the partial GIN index serves.
 func (s *Store) Transactions(ctx context.Context, f ledger.TxFilter, p ledger.ListParams) (ledger.Page[ledger.Transaction], error) {
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	sql, args, err := txListQuery(f, p)
+	if err != nil {
+		return ledger.Page[ledger.Transaction]{}, err
 	}
-	timeCol, order := "t.created_at", "t.id DESC"
-	from := "transactions t"
-	if f.AccountID != uuid.Nil {
-		from = "entries e JOIN transactions t ON t.id = e.transaction_id"
-		timeCol, order = "e.created_at", "e.created_at DESC, e.id DESC"
-		where = append(where, "e.account_id = "+arg(f.AccountID))
-	}
-	if p.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		switch {
-		case err == nil && f.AccountID != uuid.Nil && len(b) == 16:
-			at := time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC()
-			where = append(where, "(e.created_at, e.id) < ("+arg(at)+", "+arg(int64(binary.BigEndian.Uint64(b[8:])))+")")
-		case err == nil && f.AccountID == uuid.Nil && len(b) == 16:
-			where = append(where, "t.id < "+arg(uuid.UUID(b)))
-		default:
-			return ledger.Page[ledger.Transaction]{}, badCursor
-		}
-	}
-	if f.Type != "" {
-		where = append(where, "t.type = "+arg(string(f.Type)))
-	}
-	if !f.From.IsZero() {
-		where = append(where, timeCol+" >= "+arg(f.From))
-	}
-	if !f.To.IsZero() {
-		where = append(where, timeCol+" < "+arg(f.To))
-	}
-	if len(f.Metadata) > 0 {
-		b, err := json.Marshal(map[string]string(f.Metadata))
-		if err != nil {
-			return ledger.Page[ledger.Transaction]{}, err
-		}
-		where = append(where, "t.metadata IS NOT NULL AND t.metadata @> "+arg(string(b))+"::jsonb")
-	}
-	cursorCols := ", 0::bigint, t.created_at"
-	if f.AccountID != uuid.Nil {
-		cursorCols = ", e.id, e.created_at"
-	}
-	sql := "SELECT " + txColumns + cursorCols + " FROM " + from
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
-	}
-	sql += " ORDER BY " + order + " LIMIT " + arg(p.Limit+1)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return ledger.Page[ledger.Transaction]{}, err
@@ -355,6 +309,61 @@ func (s *Store) Transactions(ctx context.Context, f ledger.TxFilter, p ledger.Li
 		out.Items[i] = x.tx
 	}
 	return out, err
+}
+
+// txListQuery is the SQL and arguments of Transactions.
+func txListQuery(f ledger.TxFilter, p ledger.ListParams) (string, []any, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	timeCol, order := "t.created_at", "t.id DESC"
+	from := "transactions t"
+	if f.AccountID != uuid.Nil {
+		from = "entries e JOIN transactions t ON t.id = e.transaction_id"
+		timeCol, order = "e.created_at", "e.created_at DESC, e.id DESC"
+		where = append(where, "e.account_id = "+arg(f.AccountID))
+	}
+	if p.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+		switch {
+		case err == nil && f.AccountID != uuid.Nil && len(b) == 16:
+			at := time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC()
+			where = append(where, "(e.created_at, e.id) < ("+arg(at)+", "+arg(int64(binary.BigEndian.Uint64(b[8:])))+")")
+		case err == nil && f.AccountID == uuid.Nil && len(b) == 16:
+			where = append(where, "t.id < "+arg(uuid.UUID(b)))
+		default:
+			return "", nil, badCursor
+		}
+	}
+	if f.Type != "" {
+		where = append(where, "t.type = "+arg(string(f.Type)))
+	}
+	if !f.From.IsZero() {
+		where = append(where, timeCol+" >= "+arg(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, timeCol+" < "+arg(f.To))
+	}
+	if len(f.Metadata) > 0 {
+		b, err := json.Marshal(map[string]string(f.Metadata))
+		if err != nil {
+			return "", nil, err
+		}
+		where = append(where, "t.metadata IS NOT NULL AND t.metadata @> "+arg(string(b))+"::jsonb")
+	}
+	cursorCols := ", 0::bigint, t.created_at"
+	if f.AccountID != uuid.Nil {
+		cursorCols = ", e.id, e.created_at"
+	}
+	sql := "SELECT " + txColumns + cursorCols + " FROM " + from
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += " ORDER BY " + order + " LIMIT " + arg(p.Limit+1)
+	return sql, args, nil
 }
 
 func (s *Store) Transaction(ctx context.Context, id uuid.UUID) (*ledger.Transaction, []uuid.UUID, error) {
@@ -423,68 +432,15 @@ func (s *Store) Purge(ctx context.Context, tag string) (res ledger.PurgeResult, 
 		if err != nil || len(users) == 0 {
 			return err
 		}
-		// Lock the users' accounts and the external accounts of their currencies in id order,
-		// the order every batch locks in, so a purge never deadlocks with traffic.
-		rows, _ = tx.Query(ctx, `SELECT DISTINCT currency FROM accounts WHERE user_id = ANY($1)`, users)
-		currencies, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		accounts, err := lockPurgedAccounts(ctx, tx, users)
 		if err != nil {
 			return err
 		}
-		externals := make([]uuid.UUID, len(currencies))
-		for i, c := range currencies {
-			externals[i] = ledger.ExternalAccountID(c)
+		if err := purgeTransactions(ctx, tx, tag, users, accounts, &res); err != nil {
+			return err
 		}
-		rows, _ = tx.Query(ctx, `SELECT id, external FROM accounts WHERE user_id = ANY($1) OR id = ANY($2)
-			ORDER BY id FOR UPDATE`, users, externals)
-		type acc struct {
-			ID       uuid.UUID
-			External bool
-		}
-		locked, err := pgx.CollectRows(rows, pgx.RowToStructByPos[acc])
+		tag, err := tx.Exec(ctx, `DELETE FROM accounts WHERE id = ANY($1)`, accounts)
 		if err != nil {
-			return err
-		}
-		var accounts []uuid.UUID
-		for _, a := range locked {
-			if !a.External {
-				accounts = append(accounts, a.ID)
-			}
-		}
-		// Their transactions, found through their entries.
-		if _, err = tx.Exec(ctx, `CREATE TEMP TABLE purge_tx ON COMMIT DROP AS
-			SELECT DISTINCT transaction_id AS id FROM entries WHERE account_id = ANY($1)`, accounts); err != nil {
-			return err
-		}
-		var foreign bool
-		err = tx.QueryRow(ctx, `SELECT EXISTS (
-			SELECT 1 FROM entries e JOIN accounts o ON o.id = e.account_id
-			WHERE e.transaction_id IN (SELECT id FROM purge_tx) AND NOT o.external AND NOT o.id = ANY($1))`,
-			accounts).Scan(&foreign)
-		if err != nil {
-			return err
-		}
-		if foreign {
-			return ledger.Errorf(ledger.CodeConflict, "users tagged %q have transactions with users not tagged so", tag)
-		}
-		if _, err = tx.Exec(ctx, `UPDATE accounts a SET balance = a.balance - x.total
-			FROM (SELECT e.account_id, sum(e.amount) AS total FROM entries e JOIN accounts ea ON ea.id = e.account_id
-			      WHERE ea.external AND e.transaction_id IN (SELECT id FROM purge_tx) GROUP BY e.account_id) x
-			WHERE a.id = x.account_id`); err != nil {
-			return err
-		}
-		if _, err = tx.Exec(ctx, `DELETE FROM entries WHERE transaction_id IN (SELECT id FROM purge_tx)`); err != nil {
-			return err
-		}
-		if _, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = ANY($1::text[])
-				OR transaction_id IN (SELECT id FROM purge_tx)`, uuidStrings(users)); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `DELETE FROM transactions WHERE id IN (SELECT id FROM purge_tx)`)
-		if err != nil {
-			return err
-		}
-		res.Transactions = tag.RowsAffected()
-		if tag, err = tx.Exec(ctx, `DELETE FROM accounts WHERE id = ANY($1)`, accounts); err != nil {
 			return err
 		}
 		res.Accounts = tag.RowsAffected()
@@ -494,6 +450,78 @@ func (s *Store) Purge(ctx context.Context, tag string) (res ledger.PurgeResult, 
 		return err
 	})
 	return res, hashes, err
+}
+
+// lockPurgedAccounts locks the users' accounts and the external accounts of their currencies
+// in id order, the order every batch locks in, so a purge never deadlocks with traffic, and
+// returns the users' own accounts.
+func lockPurgedAccounts(ctx context.Context, tx pgx.Tx, users []uuid.UUID) ([]uuid.UUID, error) {
+	rows, _ := tx.Query(ctx, `SELECT DISTINCT currency FROM accounts WHERE user_id = ANY($1)`, users)
+	currencies, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	externals := make([]uuid.UUID, len(currencies))
+	for i, c := range currencies {
+		externals[i] = ledger.ExternalAccountID(c)
+	}
+	rows, _ = tx.Query(ctx, `SELECT id, external FROM accounts WHERE user_id = ANY($1) OR id = ANY($2)
+		ORDER BY id FOR UPDATE`, users, externals)
+	type acc struct {
+		ID       uuid.UUID
+		External bool
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowToStructByPos[acc])
+	if err != nil {
+		return nil, err
+	}
+	var accounts []uuid.UUID
+	for _, a := range locked {
+		if !a.External {
+			accounts = append(accounts, a.ID)
+		}
+	}
+	return accounts, nil
+}
+
+// purgeTransactions deletes the transactions of accounts (found through their entries) with
+// their entries and idempotency keys, undoing their external side; conflict when one of them
+// touches an account of someone else.
+func purgeTransactions(ctx context.Context, tx pgx.Tx, tag string, users, accounts []uuid.UUID, res *ledger.PurgeResult) error {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE purge_tx ON COMMIT DROP AS
+		SELECT DISTINCT transaction_id AS id FROM entries WHERE account_id = ANY($1)`, accounts); err != nil {
+		return err
+	}
+	var foreign bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (
+		SELECT 1 FROM entries e JOIN accounts o ON o.id = e.account_id
+		WHERE e.transaction_id IN (SELECT id FROM purge_tx) AND NOT o.external AND NOT o.id = ANY($1))`,
+		accounts).Scan(&foreign)
+	if err != nil {
+		return err
+	}
+	if foreign {
+		return ledger.Errorf(ledger.CodeConflict, "users tagged %q have transactions with users not tagged so", tag)
+	}
+	if _, err = tx.Exec(ctx, `UPDATE accounts a SET balance = a.balance - x.total
+		FROM (SELECT e.account_id, sum(e.amount) AS total FROM entries e JOIN accounts ea ON ea.id = e.account_id
+		      WHERE ea.external AND e.transaction_id IN (SELECT id FROM purge_tx) GROUP BY e.account_id) x
+		WHERE a.id = x.account_id`); err != nil {
+		return err
+	}
+	if _, err = tx.Exec(ctx, `DELETE FROM entries WHERE transaction_id IN (SELECT id FROM purge_tx)`); err != nil {
+		return err
+	}
+	if _, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = ANY($1::text[])
+			OR transaction_id IN (SELECT id FROM purge_tx)`, uuidStrings(users)); err != nil {
+		return err
+	}
+	deleted, err := tx.Exec(ctx, `DELETE FROM transactions WHERE id IN (SELECT id FROM purge_tx)`)
+	if err != nil {
+		return err
+	}
+	res.Transactions = deleted.RowsAffected()
+	return nil
 }
 
 // --- pagination ---
