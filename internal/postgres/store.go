@@ -172,12 +172,10 @@ func (s *Store) Accounts(ctx context.Context, userID uuid.UUID, p ledger.ListPar
 func (s *Store) Entries(ctx context.Context, accountID uuid.UUID, p ledger.ListParams) (ledger.Page[ledger.Entry], error) {
 	beforeAt, beforeID := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), int64(1<<63-1)
 	if p.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		if err != nil || len(b) != 16 {
+		var ok bool
+		if beforeAt, beforeID, ok = parseEntryCursor(p.Cursor); !ok {
 			return ledger.Page[ledger.Entry]{}, badCursor
 		}
-		beforeAt = time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC()
-		beforeID = int64(binary.BigEndian.Uint64(b[8:]))
 	}
 	type row struct {
 		id int64
@@ -194,12 +192,7 @@ func (s *Store) Entries(ctx context.Context, accountID uuid.UUID, p ledger.ListP
 		err := r.Scan(&x.id, &x.e.TransactionID, &x.e.AccountID, &x.e.Amount, &x.e.BalanceAfter, &x.e.CreatedAt)
 		return x, err
 	})
-	pg, err := page(list, p.Limit, err, func(x row) string {
-		var b [16]byte
-		binary.BigEndian.PutUint64(b[:], uint64(x.e.CreatedAt.UnixMicro()))
-		binary.BigEndian.PutUint64(b[8:], uint64(x.id))
-		return base64.RawURLEncoding.EncodeToString(b[:])
-	})
+	pg, err := page(list, p.Limit, err, func(x row) string { return entryCursor(x.e.CreatedAt, x.id) })
 	out := ledger.Page[ledger.Entry]{Next: pg.Next, Items: make([]ledger.Entry, len(pg.Items))}
 	for i, x := range pg.Items {
 		out.Items[i] = x.e
@@ -295,14 +288,10 @@ func (s *Store) Transactions(ctx context.Context, f ledger.TxFilter, p ledger.Li
 		return x, err
 	})
 	pg, err := page(list, p.Limit, err, func(x row) string {
-		var b [16]byte
 		if f.AccountID == uuid.Nil {
-			copy(b[:], x.tx.ID[:])
-		} else {
-			binary.BigEndian.PutUint64(b[:], uint64(x.eAt.UnixMicro()))
-			binary.BigEndian.PutUint64(b[8:], uint64(x.eID))
+			return encodeUUID(x.tx.ID)
 		}
-		return base64.RawURLEncoding.EncodeToString(b[:])
+		return entryCursor(x.eAt, x.eID)
 	})
 	out := ledger.Page[ledger.Transaction]{Next: pg.Next, Items: make([]ledger.Transaction, len(pg.Items))}
 	for i, x := range pg.Items {
@@ -327,15 +316,18 @@ func txListQuery(f ledger.TxFilter, p ledger.ListParams) (string, []any, error) 
 		where = append(where, "e.account_id = "+arg(f.AccountID))
 	}
 	if p.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		switch {
-		case err == nil && f.AccountID != uuid.Nil && len(b) == 16:
-			at := time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC()
-			where = append(where, "(e.created_at, e.id) < ("+arg(at)+", "+arg(int64(binary.BigEndian.Uint64(b[8:])))+")")
-		case err == nil && f.AccountID == uuid.Nil && len(b) == 16:
+		if f.AccountID != uuid.Nil {
+			at, id, ok := parseEntryCursor(p.Cursor)
+			if !ok {
+				return "", nil, badCursor
+			}
+			where = append(where, "(e.created_at, e.id) < ("+arg(at)+", "+arg(id)+")")
+		} else {
+			b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+			if err != nil || len(b) != 16 {
+				return "", nil, badCursor
+			}
 			where = append(where, "t.id < "+arg(uuid.UUID(b)))
-		default:
-			return "", nil, badCursor
 		}
 	}
 	if f.Type != "" {
@@ -527,6 +519,23 @@ func purgeTransactions(ctx context.Context, tx pgx.Tx, tag string, users, accoun
 // --- pagination ---
 
 var badCursor = ledger.Invalid(ledger.FieldError{Field: "cursor", Message: "is not a cursor this list returned"})
+
+// entryCursor names a place in an account's entries: the entry's creation time and id.
+func entryCursor(at time.Time, id int64) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:], uint64(at.UnixMicro()))
+	binary.BigEndian.PutUint64(b[8:], uint64(id))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// parseEntryCursor reads an entryCursor.
+func parseEntryCursor(s string) (time.Time, int64, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return time.Time{}, 0, false
+	}
+	return time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC(), int64(binary.BigEndian.Uint64(b[8:])), true
+}
 
 func encodeUUID(id uuid.UUID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
 
