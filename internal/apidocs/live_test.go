@@ -346,6 +346,17 @@ func TestProcessorAnswersMatchSpec(t *testing.T) {
 		map[string]any{"type": "deposit", "amount": "1", "currency": "USD"},
 	}}})
 	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 400, invalid: true, body: map[string]any{"transactions": []any{}}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 201, body: map[string]any{"atomic": true, "transactions": []any{
+		map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 1, "currency": "USD"},
+		map[string]any{"type": "transfer", "from_account_id": bUSD, "to_account_id": aUSD, "amount": 1, "currency": "USD"},
+	}}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 422, body: map[string]any{"atomic": true, "transactions": []any{
+		map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 1, "currency": "USD"},
+		map[string]any{"type": "withdrawal", "from_account_id": bUSD, "amount": 1_000_000_000, "currency": "USD"},
+	}}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 404, body: map[string]any{"atomic": true, "transactions": []any{
+		map[string]any{"type": "deposit", "to_account_id": unknown, "amount": 1, "currency": "USD"},
+	}}})
 	c.do(call{method: "POST", path: "/api/v1/transactions/batch", token: admin, want: 400, invalid: true, headers: []string{"Idempotency-Key", "whole-batch"},
 		body: map[string]any{"transactions": []any{map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 1, "currency": "USD"}}}})
 

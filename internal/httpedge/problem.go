@@ -48,6 +48,8 @@ type Problem struct {
 	Detail string              `json:"detail"`
 	Code   apierr.Code         `json:"code"`
 	Errors []apierr.FieldError `json:"errors,omitempty"`
+	// Index names the failing item of an atomic batch.
+	Index *int `json:"index,omitempty"`
 }
 
 // NewProblem is e's problem document with the given status and title.

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,8 +15,13 @@ type Pending struct {
 	Req       TxRequest
 	Key       string // Idempotency-Key, "" when none
 	RequestID string
+	Group     *AtomicGroup // nil: decided alone
 	Result    Result
 }
+
+// AtomicGroup marks the requests of an atomic batch: consecutive in their batch, applied all
+// or none. Apply sets Failed to the request that failed the group, if one did.
+type AtomicGroup struct{ Failed *Pending }
 
 // Result is the outcome of one request. Exactly one of Tx and Err is set.
 type Result struct {
@@ -63,6 +69,9 @@ type Plan struct {
 	Balances     map[uuid.UUID]int64 // new balances of the accounts that changed
 	Events       []event.Event
 	Keys         []KeyWrite
+	// Released are keys claimed for a failed atomic group: they stay unused, so the claim
+	// the store made for them is dropped.
+	Released []KeyRef
 }
 
 // AccountIDs lists the accounts a batch must lock: both sides of every request and the
@@ -108,40 +117,120 @@ func Keys(batch []*Pending) []KeyRef {
 
 // Apply decides every request of a batch in order against the locked state, setting each
 // Pending's Result and returning what must be written. A failing request changes nothing and
-// never affects its neighbours. newID must return unique ids; now is the batch's commit time.
+// never affects its neighbours, except within an atomic group (consecutive requests sharing
+// one Group), which is applied all or none. newID must return unique ids; now is the batch's
+// commit time.
 func Apply(batch []*Pending, st *BatchState, now time.Time, newID func() uuid.UUID) *Plan {
-	plan := &Plan{Balances: map[uuid.UUID]int64{}}
-	// outcomes of keys first used in this batch, for duplicates later in the same batch
-	local := map[KeyRef]*KeyRecord{}
-	for _, p := range batch {
-		var ref KeyRef
-		var hash [32]byte
-		if p.Key != "" {
-			ref = KeyRef{p.Caller.Scope(), p.Key}
-			hash = p.Req.Hash()
-			rec := st.Keys[ref]
-			if rec == nil {
-				rec = local[ref]
-			}
-			if rec != nil {
-				if rec.Hash != hash {
-					p.Result = Result{Err: Errorf(CodeKeyReused,
-						"Idempotency-Key %q was first used with a different request", p.Key)}
-				} else {
-					p.Result = Result{Tx: rec.Tx, Err: rec.Err, Replayed: true}
-				}
-				continue
-			}
+	a := &applier{st: st, plan: &Plan{Balances: map[uuid.UUID]int64{}}, now: now, newID: newID,
+		local: map[KeyRef]*KeyRecord{}}
+	for i := 0; i < len(batch); {
+		g := batch[i].Group
+		if g == nil {
+			a.one(batch[i])
+			i++
+			continue
 		}
-		tx, err := apply(p, st, plan, now, newID)
-		p.Result = Result{Tx: tx, Err: err}
-		if p.Key != "" {
-			rec := KeyRecord{Hash: hash, Tx: tx, Err: err}
-			local[ref] = &rec
-			plan.Keys = append(plan.Keys, KeyWrite{Ref: ref, Record: rec})
+		j := i + 1
+		for j < len(batch) && batch[j].Group == g {
+			j++
+		}
+		a.group(batch[i:j])
+		i = j
+	}
+	return a.plan
+}
+
+// applier is one Apply: the state, the plan so far, and the outcomes of keys first used in
+// this batch, for duplicates later in the same batch.
+type applier struct {
+	st    *BatchState
+	plan  *Plan
+	now   time.Time
+	newID func() uuid.UUID
+	local map[KeyRef]*KeyRecord
+}
+
+// one decides one request: a replay of its key's outcome, or apply.
+func (a *applier) one(p *Pending) {
+	var ref KeyRef
+	var hash [32]byte
+	if p.Key != "" {
+		ref = KeyRef{p.Caller.Scope(), p.Key}
+		hash = p.Req.Hash()
+		rec := a.st.Keys[ref]
+		if rec == nil {
+			rec = a.local[ref]
+		}
+		if rec != nil {
+			if rec.Hash != hash {
+				p.Result = Result{Err: Errorf(CodeKeyReused,
+					"Idempotency-Key %q was first used with a different request", p.Key)}
+			} else {
+				p.Result = Result{Tx: rec.Tx, Err: rec.Err, Replayed: true}
+			}
+			return
 		}
 	}
-	return plan
+	tx, err := apply(p, a.st, a.plan, a.now, a.newID)
+	p.Result = Result{Tx: tx, Err: err}
+	if p.Key != "" {
+		rec := KeyRecord{Hash: hash, Tx: tx, Err: err}
+		a.local[ref] = &rec
+		a.plan.Keys = append(a.plan.Keys, KeyWrite{Ref: ref, Record: rec})
+	}
+}
+
+// group applies an atomic group: when one of its requests fails, everything the group did
+// is taken back (balances, writes, the outcomes of its keys, which stay unused so a corrected
+// batch may reuse them) and every request of the group fails with the first failure.
+// Replays count as applied: their transactions were committed by an earlier batch.
+func (a *applier) group(items []*Pending) {
+	plan := a.plan
+	nTx, nEntries, nEvents, nKeys := len(plan.Transactions), len(plan.Entries), len(plan.Events), len(plan.Keys)
+	type saved struct {
+		balance, planned int64
+		wasPlanned       bool
+	}
+	before := map[uuid.UUID]saved{}
+	for _, id := range AccountIDs(items) {
+		if acc := a.st.Accounts[id]; acc != nil {
+			v, ok := plan.Balances[id]
+			before[id] = saved{balance: acc.Balance, planned: v, wasPlanned: ok}
+		}
+	}
+	for i, p := range items {
+		a.one(p)
+		if p.Result.Err == nil {
+			continue
+		}
+		for id, b := range before {
+			a.st.Accounts[id].Balance = b.balance
+			if b.wasPlanned {
+				plan.Balances[id] = b.planned
+			} else {
+				delete(plan.Balances, id)
+			}
+		}
+		for _, kw := range plan.Keys[nKeys:] {
+			delete(a.local, kw.Ref)
+			if a.st.Keys[kw.Ref] == nil {
+				plan.Released = append(plan.Released, kw.Ref)
+			}
+		}
+		plan.Transactions, plan.Entries = plan.Transactions[:nTx], plan.Entries[:nEntries]
+		plan.Events, plan.Keys = plan.Events[:nEvents], plan.Keys[:nKeys]
+		failed := p.Result.Err
+		for k, q := range items {
+			if k != i {
+				q.Result = Result{Err: &Error{Code: failed.Code, Detail: fmt.Sprintf(
+					"not applied: request %d of the atomic batch failed: %s", i, failed.Detail)}}
+			}
+		}
+		p.Result = Result{Err: failed}
+		p.Group.Failed = p
+		return
+	}
+	items[0].Group.Failed = nil
 }
 
 func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() uuid.UUID) (*Transaction, *Error) {

@@ -131,9 +131,21 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	}
 	b = &pgx.Batch{}
 	b.Queue(sqlWrite, args...)
+	if len(plan.Released) > 0 {
+		// Rare (a failed atomic batch with keys): not worth a place in ledger_write.
+		scopes, names := make([]string, len(plan.Released)), make([]string, len(plan.Released))
+		for i, k := range plan.Released {
+			scopes[i], names[i] = k.Scope, k.Key
+		}
+		b.Queue(`DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS x(scope, key)
+			WHERE k.scope = x.scope AND k.key = x.key AND k.transaction_id IS NULL AND k.error_code IS NULL`, scopes, names)
+	}
 	b.Queue("COMMIT")
 	br := conn.Conn().SendBatch(ctx, b)
 	_, werr := br.Exec()
+	if werr == nil && len(plan.Released) > 0 {
+		_, werr = br.Exec()
+	}
 	_, cerr := br.Exec()
 	closeErr := br.Close()
 	if werr == nil && cerr == nil && closeErr == nil {

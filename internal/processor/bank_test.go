@@ -30,10 +30,6 @@ func TestBank(t *testing.T) {
 		duration    = 5 * time.Second
 		seedBalance = 10_000
 	)
-	type account struct {
-		id    string
-		owner int
-	}
 	var accounts []account
 	keys := make([]string, users)
 	for u := 0; u < users; u++ {
@@ -47,16 +43,6 @@ func TestBank(t *testing.T) {
 	}
 	hot := accounts[:3]
 
-	type outcome struct {
-		status int
-		code   string
-		txID   string
-		typ    string
-		from   string
-		to     string
-		amount int64
-		key    string
-	}
 	var (
 		mu       sync.Mutex
 		outcomes []outcome
@@ -78,6 +64,14 @@ func TestBank(t *testing.T) {
 				var o outcome
 				body := map[string]any{"currency": "USD"}
 				client := admin
+				if rng.IntN(10) == 0 {
+					// An atomic batch of transfers: all of them are accepted, or none.
+					got := atomicTransfers(t, admin, rng, pick)
+					mu.Lock()
+					outcomes = append(outcomes, got...)
+					mu.Unlock()
+					continue
+				}
 				switch r := rng.IntN(10); {
 				case r < 8:
 					from, to := pick(), pick()
@@ -234,4 +228,68 @@ func TestBank(t *testing.T) {
 			t.Errorf("account %s: balance %d, accepted transactions imply %d", a.id, got, expected[a.id])
 		}
 	}
+}
+
+type account struct {
+	id    string
+	owner int
+}
+
+// outcome is one answered request of the bank test.
+type outcome struct {
+	status int
+	code   string
+	txID   string
+	typ    string
+	from   string
+	to     string
+	amount int64
+	key    string
+}
+
+// atomicTransfers sends an atomic batch of 2-4 transfers among picked accounts: 201 gives one
+// accepted outcome per transfer, a refusal one outcome carrying its code.
+func atomicTransfers(t *testing.T, admin *testenv.Client, rng *rand.Rand, pick func() account) []outcome {
+	n := 2 + rng.IntN(3)
+	items := make([]any, n)
+	planned := make([]outcome, n)
+	for i := range n {
+		from, to := pick(), pick()
+		planned[i] = outcome{typ: "transfer", from: from.id, to: to.id, amount: 1 + rng.Int64N(5_000)}
+		items[i] = map[string]any{"type": "transfer", "from_account_id": from.id, "to_account_id": to.id,
+			"amount": planned[i].amount, "currency": "USD"}
+	}
+	resp, err := admin.Do("POST", "/transactions/batch", map[string]any{"atomic": true, "transactions": items})
+	if err != nil {
+		t.Errorf("atomic batch: %v", err)
+		return nil
+	}
+	if resp.Status != http.StatusCreated {
+		var m struct {
+			Code  string `json:"code"`
+			Index *int   `json:"index"`
+		}
+		resp.JSON(t, &m)
+		if m.Index == nil {
+			t.Errorf("atomic batch refused without an index: %s", resp.Body)
+		}
+		return []outcome{{status: resp.Status, code: m.Code, typ: "atomic"}}
+	}
+	var got struct {
+		Results []struct {
+			Status      int `json:"status"`
+			Transaction struct {
+				ID string `json:"id"`
+			} `json:"transaction"`
+		} `json:"results"`
+	}
+	resp.JSON(t, &got)
+	if len(got.Results) != n {
+		t.Errorf("atomic batch of %d answered %d results", n, len(got.Results))
+		return nil
+	}
+	for i, r := range got.Results {
+		planned[i].status, planned[i].txID = r.Status, r.Transaction.ID
+	}
+	return planned
 }

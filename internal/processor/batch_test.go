@@ -33,7 +33,7 @@ func TestBatch(t *testing.T) {
 		bad("transactions null", `{"transactions": null}`, "validation_failed", "transactions"),
 		bad("transactions not an array", obj("transactions", item), "validation_failed", "transactions"),
 		bad("an array body", `[`+mustJSON(t, item)+`]`, "invalid_json", ""),
-		bad("unknown top-level field", with(items(1), "atomic", true), "invalid_json", ""),
+		bad("unknown top-level field", with(items(1), "all_or_nothing", true), "invalid_json", ""),
 		bad("transactions given twice", `{"transactions":[`+mustJSON(t, item)+`],"transactions":[`+mustJSON(t, item)+`]}`,
 			"invalid_json", "transactions"),
 		bad("Transactions capitalised", `{"Transactions":[`+mustJSON(t, item)+`]}`, "invalid_json", "Transactions"),
