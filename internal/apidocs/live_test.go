@@ -303,6 +303,10 @@ func TestProcessorAnswersMatchSpec(t *testing.T) {
 	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 403,
 		body: map[string]any{"type": "deposit", "to_account_id": aUSD, "amount": 1, "currency": "USD"}})
 	txID := id(t, c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 201, body: transfer, headers: []string{"Idempotency-Key", "dinner-1"}}))
+	c.do(call{method: "POST", path: "/api/v1/transactions/" + txID + "/reverse", token: admin, want: 201, body: map[string]any{"amount": 100, "description": "refund"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/" + txID + "/reverse", token: admin, want: 422, body: map[string]any{"amount": 1_000_000}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/" + txID + "/reverse", token: aliceKey, want: 403, body: map[string]any{}})
+	c.do(call{method: "POST", path: "/api/v1/transactions/" + unknown + "/reverse", token: admin, want: 404, body: map[string]any{}})
 	c.do(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, want: 201, body: map[string]any{"type": "transfer", "from_account_id": aUSD,
 		"to_account_id": bUSD, "amount": 1, "currency": "USD", "metadata": map[string]string{"order_id": "A-1"}}, loose: true})
 	resp, body := c.send(call{method: "POST", path: "/api/v1/transactions", token: aliceKey, body: transfer, headers: []string{"Idempotency-Key", "dinner-1"}})

@@ -37,8 +37,10 @@ type Transaction struct {
 	Currency      string     `json:"currency"`
 	Description   string     `json:"description"`
 	// Metadata is the transaction's string pairs; absent when it has none.
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Reverses is, for a reversal, the transaction it reverses.
+	Reverses  *uuid.UUID `json:"reverses,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // Key is the partition key: events of one source account stay in order (deposits use the

@@ -181,15 +181,9 @@ func (s *server) listEntries(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) createTransaction(w http.ResponseWriter, r *http.Request) error {
 	c := caller(r)
-	key := ""
-	if v, ok := r.Header["Idempotency-Key"]; ok {
-		key = v[0]
-		if key == "" {
-			return ledger.Invalid(ledger.FieldError{Field: "Idempotency-Key", Message: "must be 1-255 characters"})
-		}
-		if err := ledger.ValidateKey(key); err != nil {
-			return err
-		}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
 	}
 	body, err := httpedge.ReadBody(w, r, maxBody)
 	if err != nil {

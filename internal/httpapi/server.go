@@ -86,6 +86,7 @@ func NewServer(d Deps) http.Handler {
 	api("GET /api/v1/transactions", s.listTransactions)
 	api("POST /api/v1/transactions/batch", s.createBatch)
 	api("GET /api/v1/transactions/{id}", s.getTransaction)
+	api("POST /api/v1/transactions/{id}/reverse", s.reverseTransaction)
 	api("GET /api/v1/admin/reconciliation", s.reconciliation)
 	api("POST /api/v1/admin/purge", s.purge)
 	api("GET /api/v1/users/{id}/activity", s.listActivity)

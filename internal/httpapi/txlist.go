@@ -48,8 +48,8 @@ func parseTxFilter(r *http.Request) (ledger.TxFilter, error) {
 			f.AccountID = id
 		case name == "type":
 			f.Type = ledger.TxType(v)
-			if f.Type != ledger.Deposit && f.Type != ledger.Withdrawal && f.Type != ledger.Transfer {
-				bad(name, `must be "deposit", "withdrawal" or "transfer"`)
+			if f.Type != ledger.Deposit && f.Type != ledger.Withdrawal && f.Type != ledger.Transfer && f.Type != ledger.Reversal {
+				bad(name, `must be "deposit", "withdrawal", "transfer" or "reversal"`)
 			}
 		case name == "from" || name == "to":
 			t, err := queryTime(r, name)

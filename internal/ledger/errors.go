@@ -26,6 +26,8 @@ const (
 	CodeSameAccount       Code = "same_account"
 	CodeKeyReused         Code = "idempotency_key_reused"
 	CodeBalanceLimit      Code = "balance_limit"
+	// CodeAmountExceedsOriginal: reversals would return more than the transaction moved.
+	CodeAmountExceedsOriginal Code = "amount_exceeds_original"
 	// CodeOutcomeUnknown: the write may or may not have been applied; retrying with the same
 	// Idempotency-Key tells which.
 	CodeOutcomeUnknown Code = "outcome_unknown"

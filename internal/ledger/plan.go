@@ -49,9 +49,17 @@ type AccountState struct {
 	External bool
 }
 
+// ReversalBase is a transaction that a reversal in the batch reverses: its amount and how much
+// of it was reversed already, read with its accounts locked.
+type ReversalBase struct {
+	Amount, Reversed int64
+}
+
 // BatchState is what the store read, under lock, before a batch is planned.
 type BatchState struct {
 	Accounts map[uuid.UUID]*AccountState
+	// Reversals holds the transactions reversed by requests of the batch.
+	Reversals map[uuid.UUID]*ReversalBase
 	// Keys holds outcomes committed by earlier batches for keys this batch carries.
 	Keys map[KeyRef]*KeyRecord
 }
@@ -262,32 +270,53 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 			return nil, Errorf(CodeCurrencyMismatch, "account %s holds %s, not %s", a.ID, a.Currency, r.Currency)
 		}
 	}
+	amount := r.Amount
+	var base *ReversalBase
 	switch r.Type {
 	case Deposit:
 		from = st.Accounts[ExternalAccountID(r.Currency)]
 	case Withdrawal:
 		to = st.Accounts[ExternalAccountID(r.Currency)]
+	case Reversal:
+		// The money goes back the way it came: a side without a customer account is outside.
+		if from == nil {
+			from = st.Accounts[ExternalAccountID(r.Currency)]
+		}
+		if to == nil {
+			to = st.Accounts[ExternalAccountID(r.Currency)]
+		}
+		if base = st.Reversals[r.Reverses]; base == nil {
+			return nil, Errorf(CodeNotFound, "transaction %s not found", r.Reverses)
+		}
+		left := base.Amount - base.Reversed
+		if amount == 0 {
+			amount = left
+		}
+		if left == 0 || amount > left {
+			return nil, Errorf(CodeAmountExceedsOriginal, "transaction %s moved %d %s, %d of it reversed already: %d cannot be reversed",
+				r.Reverses, base.Amount, r.Currency, base.Reversed, amount)
+		}
 	}
 	if from == nil || to == nil {
 		// The external account is created with the first customer account of its currency,
 		// so this means the account vanished; report it as such.
 		return nil, Errorf(CodeNotFound, "no account in %s to move money against", r.Currency)
 	}
-	if !from.External && from.Balance < r.Amount {
+	if !from.External && from.Balance < amount {
 		return nil, Errorf(CodeInsufficientFunds, "account %s has %d %s, %d needed",
-			from.ID, from.Balance, r.Currency, r.Amount)
+			from.ID, from.Balance, r.Currency, amount)
 	}
-	if to.Balance > MaxBalance-r.Amount || from.Balance < -MaxBalance+r.Amount {
+	if to.Balance > MaxBalance-amount || from.Balance < -MaxBalance+amount {
 		return nil, Errorf(CodeBalanceLimit, "a balance in %s would pass %d", r.Currency, MaxBalance)
 	}
-	from.Balance -= r.Amount
-	to.Balance += r.Amount
+	from.Balance -= amount
+	to.Balance += amount
 	plan.Balances[from.ID] = from.Balance
 	plan.Balances[to.ID] = to.Balance
 
 	tx := Transaction{
 		ID: newID(), Type: r.Type, Status: StatusCompleted,
-		Amount: r.Amount, Currency: r.Currency, Description: r.Description, Metadata: r.Metadata, CreatedAt: now,
+		Amount: amount, Currency: r.Currency, Description: r.Description, Metadata: r.Metadata, CreatedAt: now,
 	}
 	if r.From != uuid.Nil {
 		tx.FromAccountID = &r.From
@@ -295,10 +324,14 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 	if r.To != uuid.Nil {
 		tx.ToAccountID = &r.To
 	}
+	if base != nil {
+		base.Reversed += amount
+		tx.Reverses = &r.Reverses
+	}
 	plan.Transactions = append(plan.Transactions, tx)
 	plan.Entries = append(plan.Entries,
-		Entry{TransactionID: tx.ID, AccountID: from.ID, Amount: -r.Amount, BalanceAfter: from.Balance, CreatedAt: now},
-		Entry{TransactionID: tx.ID, AccountID: to.ID, Amount: r.Amount, BalanceAfter: to.Balance, CreatedAt: now},
+		Entry{TransactionID: tx.ID, AccountID: from.ID, Amount: -amount, BalanceAfter: from.Balance, CreatedAt: now},
+		Entry{TransactionID: tx.ID, AccountID: to.ID, Amount: amount, BalanceAfter: to.Balance, CreatedAt: now},
 	)
 	plan.Events = append(plan.Events, newEvent(newID(), p.RequestID, &tx, from, to))
 	return &tx, nil
@@ -307,7 +340,7 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 func newEvent(id uuid.UUID, requestID string, tx *Transaction, from, to *AccountState) event.Event {
 	et := event.Transaction{
 		ID: tx.ID, Type: string(tx.Type), FromAccountID: tx.FromAccountID, ToAccountID: tx.ToAccountID,
-		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, Metadata: tx.Metadata, CreatedAt: tx.CreatedAt,
+		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, Metadata: tx.Metadata, Reverses: tx.Reverses, CreatedAt: tx.CreatedAt,
 	}
 	if tx.FromAccountID != nil {
 		u := from.UserID

@@ -544,6 +544,58 @@ func ValidateKey(key string) error {
 	return nil
 }
 
+// ReverseInput is a reversal request: Amount 0 reverses all that is not reversed yet.
+type ReverseInput struct {
+	Amount      int64
+	Description string
+	Metadata    Metadata
+}
+
+// Reverse moves (part of) transaction id's amount back the way it came, through group commit,
+// deciding against the locked accounts how much is left to reverse. Admin only. Errors:
+// forbidden, validation_failed, not_found, conflict (a reversal cannot itself be reversed),
+// and, as the request's result, amount_exceeds_original or insufficient_funds.
+func (s *Service) Reverse(ctx context.Context, c Caller, id uuid.UUID, in ReverseInput, key, requestID string) (*Pending, error) {
+	if !c.Admin {
+		return nil, errForbidden
+	}
+	var fields []FieldError
+	if in.Amount < 0 || in.Amount > MaxAmount {
+		fields = append(fields, FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
+	}
+	if utf8.RuneCountInString(in.Description) > 500 {
+		fields = append(fields, FieldError{Field: "description", Message: "must be at most 500 characters"})
+	} else if msg := storableText(in.Description); msg != "" {
+		fields = append(fields, FieldError{Field: "description", Message: msg})
+	}
+	fields = append(fields, in.Metadata.check()...)
+	if len(fields) > 0 {
+		return nil, Invalid(fields...)
+	}
+	orig, _, err := s.store.Transaction(ctx, id)
+	if err == ErrNotFound {
+		return nil, notFound("transaction", id)
+	} else if err != nil {
+		return nil, err
+	}
+	if orig.Type == Reversal {
+		return nil, Errorf(CodeConflict, "transaction %s is a reversal: it cannot be reversed", id)
+	}
+	req := TxRequest{Type: Reversal, Reverses: id, Amount: in.Amount, Currency: orig.Currency,
+		Description: in.Description, Metadata: in.Metadata}
+	if orig.ToAccountID != nil {
+		req.From = *orig.ToAccountID
+	}
+	if orig.FromAccountID != nil {
+		req.To = *orig.FromAccountID
+	}
+	p := &Pending{Caller: c, Req: req, Key: key, RequestID: requestID}
+	if err := s.batcher.Submit(ctx, []*Pending{p}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // Execute applies validated requests through group commit and returns their results in order.
 // An error means none of them was applied.
 func (s *Service) Execute(ctx context.Context, items []*Pending) error {

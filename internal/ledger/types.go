@@ -20,6 +20,8 @@ const (
 	Deposit    TxType = "deposit"
 	Withdrawal TxType = "withdrawal"
 	Transfer   TxType = "transfer"
+	// Reversal moves (part of) another transaction's amount back the way it came.
+	Reversal TxType = "reversal"
 )
 
 // Caller is who makes a request: the admin, or one user through its API key.
@@ -74,7 +76,9 @@ type Transaction struct {
 	Currency      string     `json:"currency"`
 	Description   string     `json:"description"`
 	Metadata      Metadata   `json:"metadata"`
-	CreatedAt     time.Time  `json:"created_at"`
+	// Reverses is the transaction a reversal reverses.
+	Reverses  *uuid.UUID `json:"reverses,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // StatusCompleted is the only status a stored transaction has: it is applied whole or not at all.
@@ -97,6 +101,7 @@ type TxRequest struct {
 	Currency    string
 	Description string
 	Metadata    Metadata
+	Reverses    uuid.UUID // for a reversal: the transaction reversed; Amount 0 means all that is left
 }
 
 // Hash identifies the request's content, to tell an idempotent replay from a reused key.
@@ -112,7 +117,11 @@ func (r TxRequest) Hash() [32]byte {
 	h.Write([]byte(r.Currency))
 	h.Write([]byte{0})
 	h.Write([]byte(r.Description))
-	// Only when present, so requests without metadata keep the hashes stored before it existed.
+	// Only when present, so other requests keep the hashes stored before these existed.
+	if r.Reverses != uuid.Nil {
+		h.Write([]byte{1})
+		h.Write(r.Reverses[:])
+	}
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		h.Write([]byte{0})
 		h.Write([]byte(k))

@@ -42,7 +42,7 @@ func Decode(b []byte) (*event.Event, error) {
 		return nil, &PermanentError{Reason: "event with an account but no owner"}
 	}
 	switch ledger.TxType(t.Type) {
-	case ledger.Deposit, ledger.Withdrawal, ledger.Transfer:
+	case ledger.Deposit, ledger.Withdrawal, ledger.Transfer, ledger.Reversal:
 	default:
 		return nil, &PermanentError{Reason: fmt.Sprintf("unknown transaction type %q", t.Type)}
 	}
@@ -159,6 +159,14 @@ func TasksOf(ev *event.Event) []Task {
 		out = append(out,
 			task("debit", *t.FromUserID, "transfer_sent", "Transfer of "+amount+" sent"),
 			task("credit", *t.ToUserID, "transfer_received", "Transfer of "+amount+" received"))
+	case ledger.Reversal:
+		// A side outside the ledger (a reversed deposit or withdrawal) has no user to tell.
+		if t.FromUserID != nil {
+			out = append(out, task("debit", *t.FromUserID, "reversal_debited", "Reversal of "+amount+" taken back"))
+		}
+		if t.ToUserID != nil {
+			out = append(out, task("credit", *t.ToUserID, "reversal_credited", "Reversal of "+amount+" returned"))
+		}
 	}
 	return out
 }

@@ -254,3 +254,34 @@ func TestProcessorKeepsHealthyEventsWhenTheStoreFailsMidIsolation(t *testing.T) 
 		t.Error("the first event never went through: the isolation did not run")
 	}
 }
+
+func TestReversalEffects(t *testing.T) {
+	t.Run("a transfer's reversal is decoded and tells both users", func(t *testing.T) {
+		ev := transferEvent()
+		ev.Transaction.Type = "reversal"
+		got, err := Decode(encode(t, ev))
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		tasks := TasksOf(got)
+		if len(tasks) != 2 || tasks[0].Kind != "reversal_debited" || tasks[1].Kind != "reversal_credited" ||
+			tasks[0].UserID != *ev.Transaction.FromUserID || tasks[1].UserID != *ev.Transaction.ToUserID {
+			t.Errorf("tasks %+v, want the debited then the credited user", tasks)
+		}
+		if acts := ActivitiesOf(got); len(acts) != 2 || acts[0].Amount != -2500 || acts[1].Amount != 2500 {
+			t.Errorf("activities %+v, want -2500 and +2500", acts)
+		}
+	})
+	t.Run("a deposit's reversal tells only its account's user", func(t *testing.T) {
+		ev := transferEvent()
+		ev.Transaction.Type = "reversal"
+		ev.Transaction.ToAccountID, ev.Transaction.ToUserID = nil, nil
+		got, err := Decode(encode(t, ev))
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if tasks := TasksOf(got); len(tasks) != 1 || tasks[0].Kind != "reversal_debited" {
+			t.Errorf("tasks %+v, want one reversal_debited", tasks)
+		}
+	})
+}

@@ -62,8 +62,9 @@ const (
 
 // stateQueries is round trip 1 of a batch: begin, the transaction's id (which settles the
 // outcome if the connection fails around COMMIT), claiming the idempotency keys with their
-// committed outcomes, and locking the accounts. keys reports whether keys are claimed.
-func stateQueries(batch []*ledger.Pending) (b *pgx.Batch, keys bool) {
+// committed outcomes, locking the accounts, and reading the transactions reversed. keys and
+// reversals report whether the last two are queued.
+func stateQueries(batch []*ledger.Pending) (b *pgx.Batch, keys, reversals bool) {
 	refs := ledger.Keys(batch)
 	b = &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -86,7 +87,19 @@ func stateQueries(batch []*ledger.Pending) (b *pgx.Batch, keys bool) {
 		b.Queue(sqlClaimKeys, scopes, names, hashes)
 	}
 	b.Queue(sqlLockAccounts, rawIDs(ledger.AccountIDs(batch)))
-	return b, len(refs) > 0
+	// The transactions being reversed and how much of each was reversed already, read after
+	// the lock on both their accounts, which every reversal of them takes too.
+	var reversed []uuid.UUID
+	for _, p := range batch {
+		if p.Req.Type == ledger.Reversal {
+			reversed = append(reversed, p.Req.Reverses)
+		}
+	}
+	if len(reversed) > 0 {
+		b.Queue(`SELECT t.id, t.amount, (SELECT coalesce(sum(r.amount), 0) FROM transactions r WHERE r.reverses = t.id)::bigint
+			FROM transactions t WHERE t.id = ANY($1)`, rawIDs(reversed))
+	}
+	return b, len(refs) > 0, len(reversed) > 0
 }
 
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
@@ -107,10 +120,11 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	}()
 
 	// Round trip 1: begin, claim keys and read their committed outcomes, lock accounts.
-	b, keys := stateQueries(batch)
+	b, keys, reversals := stateQueries(batch)
 	open = true
-	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{}}
-	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), keys, st)
+	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{},
+		Reversals: map[uuid.UUID]*ledger.ReversalBase{}}
+	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), keys, reversals, st)
 	if err != nil {
 		if conn.Conn().IsClosed() {
 			// The session ended before COMMIT was sent (a pooled connection dropped while
@@ -131,6 +145,13 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	}
 	b = &pgx.Batch{}
 	b.Queue(sqlWrite, args...)
+	extra := 0
+	if ids, reversed := reversesOf(plan); len(ids) > 0 {
+		// Rare next to transfers: not worth a place in ledger_write.
+		b.Queue(`UPDATE transactions t SET reverses = x.r FROM unnest($1::uuid[], $2::uuid[]) AS x(id, r) WHERE t.id = x.id`,
+			rawIDs(ids), rawIDs(reversed))
+		extra++
+	}
 	if len(plan.Released) > 0 {
 		// Rare (a failed atomic batch with keys): not worth a place in ledger_write.
 		scopes, names := make([]string, len(plan.Released)), make([]string, len(plan.Released))
@@ -139,11 +160,12 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 		}
 		b.Queue(`DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[]) AS x(scope, key)
 			WHERE k.scope = x.scope AND k.key = x.key AND k.transaction_id IS NULL AND k.error_code IS NULL`, scopes, names)
+		extra++
 	}
 	b.Queue("COMMIT")
 	br := conn.Conn().SendBatch(ctx, b)
 	_, werr := br.Exec()
-	if werr == nil && len(plan.Released) > 0 {
+	for ; werr == nil && extra > 0; extra-- {
 		_, werr = br.Exec()
 	}
 	_, cerr := br.Exec()
@@ -209,7 +231,7 @@ func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
 }
 
 // readState reads round trip 1's answers into st and returns the transaction's id.
-func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchState) (xid string, err error) {
+func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st *ledger.BatchState) (xid string, err error) {
 	defer br.Close()
 	if _, err := br.Exec(); err != nil { // BEGIN
 		return "", err
@@ -240,6 +262,25 @@ func (s *Store) readState(br pgx.BatchResults, withKeys bool, st *ledger.BatchSt
 	if err := rows.Err(); err != nil {
 		return "", err
 	}
+	if withReversals {
+		rows, err := br.Query()
+		if err != nil {
+			return "", err
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			var base ledger.ReversalBase
+			if err := rows.Scan((*[16]byte)(&id), &base.Amount, &base.Reversed); err != nil {
+				rows.Close()
+				return "", err
+			}
+			st.Reversals[id] = &base
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+	}
 	return xid, br.Close()
 }
 
@@ -248,6 +289,16 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// reversesOf lists the plan's reversals and the transactions they reverse.
+func reversesOf(plan *ledger.Plan) (ids, reversed []uuid.UUID) {
+	for _, t := range plan.Transactions {
+		if t.Reverses != nil {
+			ids, reversed = append(ids, t.ID), append(reversed, *t.Reverses)
+		}
+	}
+	return ids, reversed
 }
 
 func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {

@@ -255,11 +255,11 @@ func (s *Store) Statement(ctx context.Context, st *ledger.Statement) error {
 
 // --- transactions ---
 
-const txColumns = `t.id, t.type, t.from_account_id, t.to_account_id, t.amount, t.currency, t.description, t.metadata, t.created_at`
+const txColumns = `t.id, t.type, t.from_account_id, t.to_account_id, t.amount, t.currency, t.description, t.metadata, t.reverses, t.created_at`
 
 func scanTx(dest *ledger.Transaction, extra ...any) []any {
 	return append([]any{&dest.ID, &dest.Type, &dest.FromAccountID, &dest.ToAccountID, &dest.Amount,
-		&dest.Currency, &dest.Description, &dest.Metadata, &dest.CreatedAt}, extra...)
+		&dest.Currency, &dest.Description, &dest.Metadata, &dest.Reverses, &dest.CreatedAt}, extra...)
 }
 
 // Transactions lists the transactions f selects, newest first. With an account, they are read

@@ -60,10 +60,19 @@ func TestBank(t *testing.T) {
 				}
 				return accounts[rng.IntN(len(accounts))]
 			}
+			var mine []outcome // accepted, to reverse
 			for n := 0; time.Now().Before(deadline); n++ {
 				var o outcome
 				body := map[string]any{"currency": "USD"}
 				client := admin
+				if len(mine) > 0 && rng.IntN(20) == 0 {
+					// A reversal of one of this client's accepted transactions, whole or in part.
+					o := reverseOne(t, admin, rng, mine[rng.IntN(len(mine))])
+					mu.Lock()
+					outcomes = append(outcomes, o)
+					mu.Unlock()
+					continue
+				}
 				if rng.IntN(10) == 0 {
 					// An atomic batch of transfers: all of them are accepted, or none.
 					got := atomicTransfers(t, admin, rng, pick)
@@ -122,6 +131,9 @@ func TestBank(t *testing.T) {
 							again.Body, again.Header.Get("Idempotent-Replayed"), resp.Status, resp.Body)
 					}
 				}
+				if o.status == http.StatusCreated {
+					mine = append(mine, o)
+				}
 				mu.Lock()
 				outcomes = append(outcomes, o)
 				mu.Unlock()
@@ -141,7 +153,7 @@ func TestBank(t *testing.T) {
 				t.Errorf("transaction id %s answered twice", o.txID)
 			}
 			accepted[o.txID] = o
-		case o.status == http.StatusUnprocessableEntity && (o.code == "insufficient_funds" || o.code == "same_account"):
+		case o.status == http.StatusUnprocessableEntity && (o.code == "insufficient_funds" || o.code == "same_account" || o.code == "amount_exceeds_original"):
 		default:
 			t.Errorf("unexpected answer %d %s to %+v", o.status, o.code, o)
 		}
@@ -292,4 +304,34 @@ func atomicTransfers(t *testing.T, admin *testenv.Client, rng *rand.Rand, pick f
 		planned[i].status, planned[i].txID = r.Status, r.Transaction.ID
 	}
 	return planned
+}
+
+// reverseOne reverses (part of) an accepted transaction; the outcome carries the reversal's
+// own sides, as answered.
+func reverseOne(t *testing.T, admin *testenv.Client, rng *rand.Rand, of outcome) outcome {
+	body := map[string]any{}
+	if rng.IntN(2) == 0 {
+		body["amount"] = 1 + rng.Int64N(of.amount)
+	}
+	resp, err := admin.Do("POST", "/transactions/"+of.txID+"/reverse", body)
+	if err != nil {
+		t.Errorf("reversal: %v", err)
+		return outcome{}
+	}
+	var m struct {
+		ID            string  `json:"id"`
+		Code          string  `json:"code"`
+		FromAccountID *string `json:"from_account_id"`
+		ToAccountID   *string `json:"to_account_id"`
+		Amount        int64   `json:"amount"`
+	}
+	resp.JSON(t, &m)
+	o := outcome{status: resp.Status, code: m.Code, txID: m.ID, typ: "reversal", amount: m.Amount}
+	if m.FromAccountID != nil {
+		o.from = *m.FromAccountID
+	}
+	if m.ToAccountID != nil {
+		o.to = *m.ToAccountID
+	}
+	return o
 }

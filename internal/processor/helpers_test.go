@@ -284,6 +284,7 @@ type txJSON struct {
 	Currency      string            `json:"currency"`
 	Description   string            `json:"description"`
 	Metadata      map[string]string `json:"metadata"`
+	Reverses      *string           `json:"reverses"`
 	CreatedAt     string            `json:"created_at"`
 }
 
