@@ -365,6 +365,13 @@ func TestProcessorAnswersMatchSpec(t *testing.T) {
 		body: map[string]any{"transactions": []any{map[string]any{"type": "deposit", "to_account_id": bUSD, "amount": 1, "currency": "USD"}}}})
 
 	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/entries?limit=2", token: aliceKey, want: 200})
+	frozen := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 201, body: map[string]any{"user_id": alice, "currency": "USD", "overdraft_limit": 100}}))
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + frozen, token: admin, want: 200, body: map[string]any{"status": "frozen"}})
+	c.do(call{method: "POST", path: "/api/v1/transactions", token: admin, want: 422, body: map[string]any{"type": "deposit", "to_account_id": frozen, "amount": 1, "currency": "USD"}})
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + aUSD, token: admin, want: 409, body: map[string]any{"status": "closed"}})
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + aUSD, token: aliceKey, want: 403, body: map[string]any{"status": "frozen"}})
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + unknown, token: admin, want: 404, body: map[string]any{"status": "frozen"}})
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + aUSD, token: admin, want: 400, invalid: true, body: map[string]any{"status": "paused"}})
 	c.do(call{method: "GET", path: "/api/v1/transactions?account_id=" + aUSD + "&type=transfer&limit=2", token: aliceKey, want: 200, loose: true})
 	c.do(call{method: "GET", path: "/api/v1/transactions?metadata.order_id=A-1", token: admin, want: 200, loose: true})
 	c.do(call{method: "GET", path: "/api/v1/transactions", token: aliceKey, want: 400})

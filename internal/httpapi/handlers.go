@@ -110,8 +110,9 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in struct {
-		UserID   *string `json:"user_id"`
-		Currency string  `json:"currency"`
+		UserID         *string `json:"user_id"`
+		Currency       string  `json:"currency"`
+		OverdraftLimit int64   `json:"overdraft_limit"`
 	}
 	if err := httpedge.DecodeObject(body, &in); err != nil {
 		return err
@@ -122,11 +123,36 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 			return ledger.Invalid(ledger.FieldError{Field: "user_id", Message: "must be a UUID"})
 		}
 	}
-	a, err := s.Ledger.CreateAccount(r.Context(), caller(r), userID, in.Currency)
+	a, err := s.Ledger.CreateAccount(r.Context(), caller(r), userID, in.Currency, in.OverdraftLimit)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+// updateAccount answers PATCH /accounts/{id} {"status"?, "overdraft_limit"?}.
+func (s *server) updateAccount(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "account")
+	if err != nil {
+		return err
+	}
+	body, err := httpedge.ReadBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Status         *ledger.AccountStatus `json:"status"`
+		OverdraftLimit *int64                `json:"overdraft_limit"`
+	}
+	if err := httpedge.DecodeObject(body, &in); err != nil {
+		return err
+	}
+	a, err := s.Ledger.UpdateAccount(r.Context(), caller(r), id, ledger.AccountPatch{Status: in.Status, OverdraftLimit: in.OverdraftLimit})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
 	return nil
 }
 

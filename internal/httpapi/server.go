@@ -79,6 +79,7 @@ func NewServer(d Deps) http.Handler {
 	api("GET /api/v1/users/{id}/accounts", s.listAccounts)
 	api("POST /api/v1/accounts", s.createAccount)
 	api("GET /api/v1/accounts/{id}", s.getAccount)
+	api("PATCH /api/v1/accounts/{id}", s.updateAccount)
 	api("GET /api/v1/accounts/{id}/entries", s.listEntries)
 	api("GET /api/v1/accounts/{id}/balance", s.getBalanceAt)
 	api("GET /api/v1/accounts/{id}/statement", s.getStatement)

@@ -28,6 +28,10 @@ const (
 	CodeBalanceLimit      Code = "balance_limit"
 	// CodeAmountExceedsOriginal: reversals would return more than the transaction moved.
 	CodeAmountExceedsOriginal Code = "amount_exceeds_original"
+	// CodeAccountFrozen: a debit or credit touches a frozen or closed account.
+	CodeAccountFrozen Code = "account_frozen"
+	// CodeBalanceNotZero: closing an account that still holds money.
+	CodeBalanceNotZero Code = "balance_not_zero"
 	// CodeOutcomeUnknown: the write may or may not have been applied; retrying with the same
 	// Idempotency-Key tells which.
 	CodeOutcomeUnknown Code = "outcome_unknown"

@@ -42,11 +42,13 @@ type KeyRecord struct {
 
 // AccountState is a locked account as a batch sees it.
 type AccountState struct {
-	ID       uuid.UUID
-	UserID   uuid.UUID // zero for external accounts
-	Currency string
-	Balance  int64
-	External bool
+	ID             uuid.UUID
+	UserID         uuid.UUID // zero for external accounts
+	Currency       string
+	Balance        int64
+	External       bool
+	Status         AccountStatus
+	OverdraftLimit int64
 }
 
 // ReversalBase is a transaction that a reversal in the batch reverses: its amount and how much
@@ -270,6 +272,11 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 			return nil, Errorf(CodeCurrencyMismatch, "account %s holds %s, not %s", a.ID, a.Currency, r.Currency)
 		}
 	}
+	for _, a := range []*AccountState{from, to} {
+		if a != nil && (a.Status == AccountFrozen || a.Status == AccountClosed) {
+			return nil, Errorf(CodeAccountFrozen, "account %s is %s", a.ID, a.Status)
+		}
+	}
 	amount := r.Amount
 	var base *ReversalBase
 	switch r.Type {
@@ -302,9 +309,9 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 		// so this means the account vanished; report it as such.
 		return nil, Errorf(CodeNotFound, "no account in %s to move money against", r.Currency)
 	}
-	if !from.External && from.Balance < amount {
-		return nil, Errorf(CodeInsufficientFunds, "account %s has %d %s, %d needed",
-			from.ID, from.Balance, r.Currency, amount)
+	if !from.External && from.Balance-amount < -from.OverdraftLimit {
+		return nil, Errorf(CodeInsufficientFunds, "account %s has %d %s (overdraft limit %d), %d needed",
+			from.ID, from.Balance, r.Currency, from.OverdraftLimit, amount)
 	}
 	if to.Balance > MaxBalance-amount || from.Balance < -MaxBalance+amount {
 		return nil, Errorf(CodeBalanceLimit, "a balance in %s would pass %d", r.Currency, MaxBalance)

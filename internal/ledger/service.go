@@ -30,6 +30,8 @@ type Store interface {
 	CreateAccount(ctx context.Context, a *Account) error
 	Account(ctx context.Context, id uuid.UUID) (*Account, error)
 	Accounts(ctx context.Context, userID uuid.UUID, p ListParams) (Page[Account], error)
+	// UpdateAccount applies patch (checked by CheckAccountPatch) with the account locked.
+	UpdateAccount(ctx context.Context, id uuid.UUID, patch AccountPatch) (*Account, error)
 	Entries(ctx context.Context, accountID uuid.UUID, p ListParams) (Page[Entry], error)
 	// BalanceAt is the balance after the account's entries created at or before at (0 before
 	// the first).
@@ -371,8 +373,11 @@ func (s *Service) UpdateUser(ctx context.Context, c Caller, id uuid.UUID, patch 
 // --- accounts ---
 
 // CreateAccount opens an account; a user may omit userID to open one for itself.
-func (s *Service) CreateAccount(ctx context.Context, c Caller, userID uuid.UUID, currency string) (*Account, error) {
+func (s *Service) CreateAccount(ctx context.Context, c Caller, userID uuid.UUID, currency string, overdraftLimit int64) (*Account, error) {
 	var fields []FieldError
+	if overdraftLimit < 0 || overdraftLimit > MaxAmount {
+		fields = append(fields, FieldError{Field: "overdraft_limit", Message: "must be an integer from 0 to 1000000000000"})
+	}
 	if userID == uuid.Nil {
 		if c.Admin {
 			fields = append(fields, FieldError{Field: "user_id", Message: "is required"})
@@ -389,8 +394,11 @@ func (s *Service) CreateAccount(ctx context.Context, c Caller, userID uuid.UUID,
 	if !c.CanAccess(userID) {
 		return nil, notFound("user", userID)
 	}
-	a := &Account{ID: uuid.Must(uuid.NewV7()), UserID: userID, Currency: currency,
-		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if overdraftLimit != 0 && !c.Admin {
+		return nil, errForbidden
+	}
+	a := &Account{ID: uuid.Must(uuid.NewV7()), UserID: userID, Currency: currency, Status: AccountActive,
+		OverdraftLimit: overdraftLimit, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := s.store.CreateAccount(ctx, a); err == ErrNotFound {
 		return nil, notFound("user", userID)
 	} else if err != nil {
@@ -405,6 +413,50 @@ func (s *Service) Account(ctx context.Context, c Caller, id uuid.UUID) (*Account
 		return nil, notFound("account", id)
 	}
 	return a, err
+}
+
+// UpdateAccount freezes, unfreezes or closes an account, or changes its overdraft limit. Admin
+// only. Errors: forbidden, validation_failed, not_found, conflict (closed accounts stay closed;
+// a limit the balance already goes past), balance_not_zero (closing an account holding money).
+func (s *Service) UpdateAccount(ctx context.Context, c Caller, id uuid.UUID, patch AccountPatch) (*Account, error) {
+	if !c.Admin {
+		return nil, errForbidden
+	}
+	var fields []FieldError
+	if st := patch.Status; st != nil && *st != AccountActive && *st != AccountFrozen && *st != AccountClosed {
+		fields = append(fields, FieldError{Field: "status", Message: `must be "active", "frozen" or "closed"`})
+	}
+	if l := patch.OverdraftLimit; l != nil && (*l < 0 || *l > MaxAmount) {
+		fields = append(fields, FieldError{Field: "overdraft_limit", Message: "must be an integer from 0 to 1000000000000"})
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields...)
+	}
+	a, err := s.store.UpdateAccount(ctx, id, patch)
+	if err == ErrNotFound {
+		return nil, notFound("account", id)
+	}
+	return a, err
+}
+
+// CheckAccountPatch applies patch to a (read with its row locked) or says why it cannot be.
+func CheckAccountPatch(a *Account, patch AccountPatch) error {
+	if a.Status == AccountClosed {
+		return Errorf(CodeConflict, "account %s is closed: it cannot be changed or reopened", a.ID)
+	}
+	if l := patch.OverdraftLimit; l != nil {
+		if a.Balance < -*l {
+			return Errorf(CodeConflict, "account %s is at %d: an overdraft limit of %d is below what it uses", a.ID, a.Balance, *l)
+		}
+		a.OverdraftLimit = *l
+	}
+	if st := patch.Status; st != nil {
+		if *st == AccountClosed && a.Balance != 0 {
+			return Errorf(CodeBalanceNotZero, "account %s holds %d: move it out before closing", a.ID, a.Balance)
+		}
+		a.Status = *st
+	}
+	return nil
 }
 
 func (s *Service) Accounts(ctx context.Context, c Caller, userID uuid.UUID, p ListParams) (Page[Account], error) {

@@ -59,11 +59,31 @@ type NewUser struct {
 }
 
 type Account struct {
-	ID        uuid.UUID `json:"id"`
-	UserID    uuid.UUID `json:"user_id"`
-	Currency  string    `json:"currency"`
-	Balance   int64     `json:"balance"`
-	CreatedAt time.Time `json:"created_at"`
+	ID       uuid.UUID `json:"id"`
+	UserID   uuid.UUID `json:"user_id"`
+	Currency string    `json:"currency"`
+	Balance  int64     `json:"balance"`
+	// Available is what a debit may use before the overdraft limit: the balance (less
+	// pending holds, once there are holds).
+	Available      int64         `json:"available"`
+	Status         AccountStatus `json:"status"`
+	OverdraftLimit int64         `json:"overdraft_limit"`
+	CreatedAt      time.Time     `json:"created_at"`
+}
+
+// AccountStatus is an account's state: only an active one takes part in transactions.
+type AccountStatus string
+
+const (
+	AccountActive AccountStatus = "active"
+	AccountFrozen AccountStatus = "frozen"
+	AccountClosed AccountStatus = "closed"
+)
+
+// AccountPatch changes an account's state or limit; nil fields stay as they are.
+type AccountPatch struct {
+	Status         *AccountStatus
+	OverdraftLimit *int64
 }
 
 type Transaction struct {

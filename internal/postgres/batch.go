@@ -251,7 +251,7 @@ func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st 
 	for rows.Next() {
 		var a ledger.AccountState
 		var user pgtype.UUID
-		if err := rows.Scan((*[16]byte)(&a.ID), &user, &a.Currency, &a.Balance, &a.External); err != nil {
+		if err := rows.Scan((*[16]byte)(&a.ID), &user, &a.Currency, &a.Balance, &a.External, &a.Status, &a.OverdraftLimit); err != nil {
 			rows.Close()
 			return "", err
 		}

@@ -125,24 +125,49 @@ func (s *Store) CreateAccount(ctx context.Context, a *ledger.Account) error {
 	_, err := s.pool.Exec(ctx, `WITH ext AS (
 			INSERT INTO accounts (id, user_id, currency, balance, external, created_at)
 			VALUES ($5, NULL, $3, 0, true, $4) ON CONFLICT (id) DO NOTHING)
-		INSERT INTO accounts (id, user_id, currency, balance, external, created_at)
-		VALUES ($1, $2, $3, 0, false, $4)`,
-		a.ID, a.UserID, a.Currency, a.CreatedAt, ledger.ExternalAccountID(a.Currency))
+		INSERT INTO accounts (id, user_id, currency, balance, external, created_at, overdraft_limit)
+		VALUES ($1, $2, $3, 0, false, $4, $6)`,
+		a.ID, a.UserID, a.Currency, a.CreatedAt, ledger.ExternalAccountID(a.Currency), a.OverdraftLimit)
 	if pgCode(err) == codeForeignKeyViolation {
 		return ledger.ErrNotFound
 	}
 	return err
 }
 
-const accountColumns = `id, coalesce(user_id, '00000000-0000-0000-0000-000000000000'), currency, balance, created_at`
+const accountColumns = `id, coalesce(user_id, '00000000-0000-0000-0000-000000000000'), currency, balance, status, overdraft_limit, created_at`
 
 func scanAccount(row pgx.Row) (ledger.Account, error) {
 	var a ledger.Account
-	err := row.Scan(&a.ID, &a.UserID, &a.Currency, &a.Balance, &a.CreatedAt)
+	err := row.Scan(&a.ID, &a.UserID, &a.Currency, &a.Balance, &a.Status, &a.OverdraftLimit, &a.CreatedAt)
+	a.Available = a.Balance
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, ledger.ErrNotFound
 	}
 	return a, err
+}
+
+// UpdateAccount changes an account's status or overdraft limit with its row locked, as the
+// batches lock it, so the rules hold against the balance every batch leaves. Errors:
+// not_found, conflict (a closed account, or a limit below what the balance already uses),
+// balance_not_zero (closing an account that holds money).
+func (s *Store) UpdateAccount(ctx context.Context, id uuid.UUID, patch ledger.AccountPatch) (*ledger.Account, error) {
+	var out ledger.Account
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		a, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = $1 AND NOT external FOR NO KEY UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if err := ledger.CheckAccountPatch(&a, patch); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE accounts SET status = $2, overdraft_limit = $3 WHERE id = $1`, id, a.Status, a.OverdraftLimit)
+		out = a
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 func (s *Store) Account(ctx context.Context, id uuid.UUID) (*ledger.Account, error) {
