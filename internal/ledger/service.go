@@ -452,7 +452,7 @@ func CheckAccountPatch(a *Account, patch AccountPatch) error {
 	}
 	if st := patch.Status; st != nil {
 		if *st == AccountClosed && a.Balance != 0 {
-			return Errorf(CodeBalanceNotZero, "account %s holds %d: move it out before closing", a.ID, a.Balance)
+			return Errorf(CodeBalanceNotZero, "account %s has a balance of %d: bring it to 0 before closing", a.ID, a.Balance)
 		}
 		a.Status = *st
 	}
