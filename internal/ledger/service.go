@@ -568,12 +568,7 @@ func (r TxRequest) Validate(c Caller) error {
 	if !ValidCurrency(r.Currency) {
 		fields = append(fields, FieldError{Field: "currency", Message: "must be an ISO 4217 currency code"})
 	}
-	if utf8.RuneCountInString(r.Description) > 500 {
-		fields = append(fields, FieldError{Field: "description", Message: "must be at most 500 characters"})
-	} else if msg := storableText(r.Description); msg != "" {
-		fields = append(fields, FieldError{Field: "description", Message: msg})
-	}
-	fields = append(fields, r.Metadata.check()...)
+	fields = append(fields, annotationErrors(r.Description, r.Metadata)...)
 	if len(fields) > 0 {
 		return Invalid(fields...)
 	}
@@ -581,6 +576,17 @@ func (r TxRequest) Validate(c Caller) error {
 		return errForbidden
 	}
 	return nil
+}
+
+// annotationErrors checks what a client attaches to a transaction: its description and metadata.
+func annotationErrors(description string, meta Metadata) []FieldError {
+	var fields []FieldError
+	if utf8.RuneCountInString(description) > 500 {
+		fields = append(fields, FieldError{Field: "description", Message: "must be at most 500 characters"})
+	} else if msg := storableText(description); msg != "" {
+		fields = append(fields, FieldError{Field: "description", Message: msg})
+	}
+	return append(fields, meta.check()...)
 }
 
 // ValidateKey checks an Idempotency-Key.
@@ -615,12 +621,7 @@ func (s *Service) Reverse(ctx context.Context, c Caller, id uuid.UUID, in Revers
 	if in.Amount < 0 || in.Amount > MaxAmount {
 		fields = append(fields, FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
 	}
-	if utf8.RuneCountInString(in.Description) > 500 {
-		fields = append(fields, FieldError{Field: "description", Message: "must be at most 500 characters"})
-	} else if msg := storableText(in.Description); msg != "" {
-		fields = append(fields, FieldError{Field: "description", Message: msg})
-	}
-	fields = append(fields, in.Metadata.check()...)
+	fields = append(fields, annotationErrors(in.Description, in.Metadata)...)
 	if len(fields) > 0 {
 		return nil, Invalid(fields...)
 	}
