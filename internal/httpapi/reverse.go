@@ -64,8 +64,6 @@ func (s *server) reverseTransaction(w http.ResponseWriter, r *http.Request) erro
 		writeProblem(w, p.Result.Err)
 		return nil
 	}
-	tx := *p.Result.Tx
-	tx.Reverses = &id // a replay's stored outcome does not carry the link; it is this one
-	writeJSON(w, http.StatusCreated, &tx)
+	writeJSON(w, http.StatusCreated, p.Result.Tx)
 	return nil
 }

@@ -142,11 +142,13 @@ func (r TxRequest) Hash() [32]byte {
 		h.Write([]byte{1})
 		h.Write(r.Reverses[:])
 	}
-	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
-		h.Write([]byte{0})
-		h.Write([]byte(k))
-		h.Write([]byte{0})
-		h.Write([]byte(r.Metadata[k]))
+	if len(r.Metadata) > 0 { // sorting allocates; most requests carry none
+		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+			h.Write([]byte{0})
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(r.Metadata[k]))
+		}
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])

@@ -208,8 +208,9 @@ func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
 		var cur, desc *string
 		var created *time.Time
 		var meta ledger.Metadata
+		var reverses *uuid.UUID
 		if err := rows.Scan(&ref.Scope, &ref.Key, &hash, &code, &detail,
-			&txID, &typ, &from, &to, &amount, &cur, &desc, &created, &meta); err != nil {
+			&txID, &typ, &from, &to, &amount, &cur, &desc, &created, &meta, &reverses); err != nil {
 			return err
 		}
 		rec := &ledger.KeyRecord{}
@@ -220,7 +221,7 @@ func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
 		case txID != nil:
 			rec.Tx = &ledger.Transaction{ID: *txID, Type: ledger.TxType(*typ), Status: ledger.StatusCompleted,
 				FromAccountID: from, ToAccountID: to, Amount: *amount, Currency: *cur,
-				Description: *desc, Metadata: meta, CreatedAt: created.UTC()}
+				Description: *desc, Metadata: meta, Reverses: reverses, CreatedAt: created.UTC()}
 		default:
 			// The transaction was purged since: the key's first answer cannot be replayed.
 			rec.Err = ledger.Errorf(ledger.CodeNotFound, "the transaction of this Idempotency-Key was deleted")

@@ -56,7 +56,7 @@ func TestMetadata(t *testing.T) {
 		var payload string
 		err := f.db.QueryRow(context.Background(), `SELECT payload::text FROM outbox WHERE payload->'transaction'->>'id' = $1`, tx.ID).Scan(&payload)
 		if err != nil {
-			t.Skipf("the event left the outbox already (relay running): %v", err)
+			t.Fatalf("no event of transaction %s in the outbox (this fixture runs no relay): %v", tx.ID, err)
 		}
 		if !strings.Contains(payload, `"metadata":{"k":"event"}`) {
 			t.Errorf("event %s lacks the metadata", payload)
