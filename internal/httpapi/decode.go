@@ -29,21 +29,24 @@ type txRequestJSON struct {
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 }
 
+// optionalID parses an id field that may be absent (uuid.Nil), adding to fields when it is
+// not a UUID.
+func optionalID(field string, s *string, fields *[]ledger.FieldError) uuid.UUID {
+	if s == nil {
+		return uuid.Nil
+	}
+	id, err := parseUUID(*s)
+	if err != nil || id == uuid.Nil {
+		*fields = append(*fields, ledger.FieldError{Field: field, Message: "must be a UUID"})
+	}
+	return id
+}
+
 func (j *txRequestJSON) toRequest() (ledger.TxRequest, error) {
 	var fields []ledger.FieldError
 	req := ledger.TxRequest{Type: ledger.TxType(j.Type), Currency: j.Currency, Description: j.Description, Metadata: j.Metadata}
-	parseID := func(field string, s *string) uuid.UUID {
-		if s == nil {
-			return uuid.Nil
-		}
-		id, err := parseUUID(*s)
-		if err != nil || id == uuid.Nil {
-			fields = append(fields, ledger.FieldError{Field: field, Message: "must be a UUID"})
-		}
-		return id
-	}
-	req.From = parseID("from_account_id", j.FromAccountID)
-	req.To = parseID("to_account_id", j.ToAccountID)
+	req.From = optionalID("from_account_id", j.FromAccountID, &fields)
+	req.To = optionalID("to_account_id", j.ToAccountID, &fields)
 	amount, msg := ledger.ParseAmount(j.Amount)
 	if msg != "" {
 		fields = append(fields, ledger.FieldError{Field: "amount", Message: msg})

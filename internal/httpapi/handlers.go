@@ -233,14 +233,7 @@ func (s *server) createTransaction(w http.ResponseWriter, r *http.Request) error
 	if err := s.Ledger.Execute(r.Context(), []*ledger.Pending{p}); err != nil {
 		return err
 	}
-	if p.Result.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	if p.Result.Err != nil {
-		writeProblem(w, p.Result.Err)
-		return nil
-	}
-	writeJSON(w, http.StatusCreated, p.Result.Tx)
+	writeResult(w, p, http.StatusCreated)
 	return nil
 }
 

@@ -57,13 +57,6 @@ func (s *server) reverseTransaction(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if p.Result.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	if p.Result.Err != nil {
-		writeProblem(w, p.Result.Err)
-		return nil
-	}
-	writeJSON(w, http.StatusCreated, p.Result.Tx)
+	writeResult(w, p, http.StatusCreated)
 	return nil
 }

@@ -35,13 +35,15 @@ func TestCheckAccountPatch(t *testing.T) {
 		patch AccountPatch
 		code  Code
 	}{
-		{"freeze", Account{Status: AccountActive, Balance: 5}, AccountPatch{Status: status(AccountFrozen)}, ""},
-		{"close holding money", Account{Status: AccountActive, Balance: 5}, AccountPatch{Status: status(AccountClosed)}, CodeBalanceNotZero},
-		{"close overdrawn", Account{Status: AccountActive, Balance: -5, OverdraftLimit: 10}, AccountPatch{Status: status(AccountClosed)}, CodeBalanceNotZero},
+		{"freeze", Account{Status: AccountActive, Balance: 5, Available: 5}, AccountPatch{Status: status(AccountFrozen)}, ""},
+		{"close holding money", Account{Status: AccountActive, Balance: 5, Available: 5}, AccountPatch{Status: status(AccountClosed)}, CodeBalanceNotZero},
+		{"close overdrawn", Account{Status: AccountActive, Balance: -5, Available: -5, OverdraftLimit: 10}, AccountPatch{Status: status(AccountClosed)}, CodeBalanceNotZero},
+		{"close with a pending hold", Account{Status: AccountActive, Available: -5, OverdraftLimit: 10}, AccountPatch{Status: status(AccountClosed)}, CodeBalanceNotZero},
 		{"close at zero", Account{Status: AccountFrozen}, AccountPatch{Status: status(AccountClosed)}, ""},
 		{"reopen", Account{Status: AccountClosed}, AccountPatch{Status: status(AccountActive)}, CodeConflict},
-		{"limit below use", Account{Status: AccountActive, Balance: -50, OverdraftLimit: 100}, AccountPatch{OverdraftLimit: limit(49)}, CodeConflict},
-		{"limit at use", Account{Status: AccountActive, Balance: -50, OverdraftLimit: 100}, AccountPatch{OverdraftLimit: limit(50)}, ""},
+		{"limit below use", Account{Status: AccountActive, Balance: -50, Available: -50, OverdraftLimit: 100}, AccountPatch{OverdraftLimit: limit(49)}, CodeConflict},
+		{"limit at use", Account{Status: AccountActive, Balance: -50, Available: -50, OverdraftLimit: 100}, AccountPatch{OverdraftLimit: limit(50)}, ""},
+		{"limit below use with holds", Account{Status: AccountActive, Balance: 0, Available: -50, OverdraftLimit: 100}, AccountPatch{OverdraftLimit: limit(49)}, CodeConflict},
 	} {
 		a := tc.a
 		if got := ErrorCode(CheckAccountPatch(&a, tc.patch)); got != tc.code {

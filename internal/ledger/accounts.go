@@ -80,14 +80,18 @@ func CheckAccountPatch(a *Account, patch AccountPatch) error {
 		return Errorf(CodeConflict, "account %s is closed: it cannot be changed or reopened", a.ID)
 	}
 	if l := patch.OverdraftLimit; l != nil {
-		if a.Balance < -*l {
-			return Errorf(CodeConflict, "account %s is at %d: an overdraft limit of %d is below what it uses", a.ID, a.Balance, *l)
+		if a.Available < -*l {
+			return Errorf(CodeConflict, "account %s has %d available: an overdraft limit of %d is below what it uses", a.ID, a.Available, *l)
 		}
 		a.OverdraftLimit = *l
 	}
 	if st := patch.Status; st != nil {
 		if *st == AccountClosed && a.Balance != 0 {
 			return Errorf(CodeBalanceNotZero, "account %s has a balance of %d: bring it to 0 before closing", a.ID, a.Balance)
+		}
+		if *st == AccountClosed && a.Available != a.Balance {
+			return Errorf(CodeBalanceNotZero, "account %s has %d on pending holds: capture or void them before closing",
+				a.ID, a.Balance-a.Available)
 		}
 		a.Status = *st
 	}

@@ -30,8 +30,12 @@ const (
 	CodeAmountExceedsOriginal Code = "amount_exceeds_original"
 	// CodeAccountFrozen: a debit or credit touches a frozen or closed account.
 	CodeAccountFrozen Code = "account_frozen"
-	// CodeBalanceNotZero: closing an account that still holds money.
+	// CodeBalanceNotZero: closing an account that still holds money or has pending holds.
 	CodeBalanceNotZero Code = "balance_not_zero"
+	// CodeHoldNotPending: capturing or voiding a hold that is captured, voided or expired.
+	CodeHoldNotPending Code = "hold_not_pending"
+	// CodeAmountExceedsHold: capturing more than the hold reserves.
+	CodeAmountExceedsHold Code = "amount_exceeds_hold"
 	// CodeOutcomeUnknown: the write may or may not have been applied; retrying with the same
 	// Idempotency-Key tells which.
 	CodeOutcomeUnknown Code = "outcome_unknown"

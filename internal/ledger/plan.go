@@ -23,9 +23,10 @@ type Pending struct {
 // or none. Apply sets Failed to the request that failed the group, if one did.
 type AtomicGroup struct{ Failed *Pending }
 
-// Result is the outcome of one request. Exactly one of Tx and Err is set.
+// Result is the outcome of one request. Exactly one of Tx, Hold and Err is set.
 type Result struct {
 	Tx       *Transaction
+	Hold     *Hold // the answer of a request that creates, voids or expires a hold
 	Err      *Error
 	Replayed bool
 }
@@ -37,6 +38,7 @@ type KeyRef struct{ Scope, Key string }
 type KeyRecord struct {
 	Hash [32]byte
 	Tx   *Transaction
+	Hold *Hold
 	Err  *Error
 }
 
@@ -49,6 +51,7 @@ type AccountState struct {
 	External       bool
 	Status         AccountStatus
 	OverdraftLimit int64
+	Held           int64 // the sum of the account's pending holds
 }
 
 // ReversalBase is a transaction that a reversal in the batch reverses: its amount and how much
@@ -62,6 +65,9 @@ type BatchState struct {
 	Accounts map[uuid.UUID]*AccountState
 	// Reversals holds the transactions reversed by requests of the batch.
 	Reversals map[uuid.UUID]*ReversalBase
+	// Holds holds the holds the batch's requests capture, void or expire, read after their
+	// from account was locked (every change of a hold locks it first).
+	Holds map[uuid.UUID]*Hold
 	// Keys holds outcomes committed by earlier batches for keys this batch carries.
 	Keys map[KeyRef]*KeyRecord
 }
@@ -82,6 +88,11 @@ type Plan struct {
 	// Released are keys claimed for a failed atomic group: they stay unused, so the claim
 	// the store made for them is dropped.
 	Released []KeyRef
+	// The hold side, empty for batches without hold requests: holds created, holds settled,
+	// and the new held sums of the accounts whose pending holds changed.
+	Holds    []Hold
+	HoldSets []HoldSet
+	Held     map[uuid.UUID]int64
 }
 
 // AccountIDs lists the accounts a batch must lock: both sides of every request and the
@@ -99,10 +110,14 @@ func AccountIDs(batch []*Pending) []uuid.UUID {
 		}
 	}
 	for _, p := range batch {
-		add(p.Req.From)
-		add(p.Req.To)
-		if p.Req.Type != Transfer {
-			add(ExternalAccountID(p.Req.Currency))
+		r := p.Req
+		add(r.From)
+		add(r.To)
+		switch {
+		case r.Type == Transfer, r.Type == HoldCreate, r.Type == HoldVoid, r.Type == HoldExpire:
+		case r.Type == HoldCapture && r.To != uuid.Nil: // captured as a transfer
+		default:
+			add(ExternalAccountID(r.Currency))
 		}
 	}
 	return ids
@@ -176,24 +191,40 @@ func (a *applier) one(p *Pending) {
 				p.Result = Result{Err: Errorf(CodeKeyReused,
 					"Idempotency-Key %q was first used with a different request", p.Key)}
 			} else {
-				p.Result = Result{Tx: rec.Tx, Err: rec.Err, Replayed: true}
+				p.Result = Result{Tx: rec.Tx, Hold: rec.Hold, Err: rec.Err, Replayed: true}
 			}
 			return
 		}
 	}
-	tx, err := apply(p, a.st, a.plan, a.now, a.newID)
-	p.Result = Result{Tx: tx, Err: err}
+	p.Result = a.decide(p)
 	if p.Key != "" {
-		rec := KeyRecord{Hash: hash, Tx: tx, Err: err}
+		rec := KeyRecord{Hash: hash, Tx: p.Result.Tx, Hold: p.Result.Hold, Err: p.Result.Err}
 		a.local[ref] = &rec
 		a.plan.Keys = append(a.plan.Keys, KeyWrite{Ref: ref, Record: rec})
 	}
 }
 
+// decide applies one request to the state and the plan.
+func (a *applier) decide(p *Pending) Result {
+	var r Result
+	switch p.Req.Type {
+	case HoldCreate:
+		r.Hold, r.Err = a.createHold(p)
+	case HoldVoid, HoldExpire:
+		r.Hold, r.Err = a.releaseHold(p)
+	case HoldCapture:
+		r.Tx, r.Err = a.captureHold(p)
+	default:
+		r.Tx, r.Err = apply(p, a.st, a.plan, a.now, a.newID)
+	}
+	return r
+}
+
 // group applies an atomic group: when one of its requests fails, everything the group did
 // is taken back (balances, writes, the outcomes of its keys, which stay unused so a corrected
 // batch may reuse them) and every request of the group fails with the first failure.
-// Replays count as applied: their transactions were committed by an earlier batch.
+// Replays count as applied: their transactions were committed by an earlier batch. Groups
+// hold deposits, withdrawals and transfers only, which leave holds as they are.
 func (a *applier) group(items []*Pending) {
 	plan := a.plan
 	nTx, nEntries, nEvents, nKeys := len(plan.Transactions), len(plan.Entries), len(plan.Events), len(plan.Keys)
@@ -243,7 +274,9 @@ func (a *applier) group(items []*Pending) {
 	items[0].Group.Failed = nil
 }
 
-func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() uuid.UUID) (*Transaction, *Error) {
+// sides finds a request's customer accounts and checks that the caller may debit from, that
+// they differ, hold the request's currency and are active.
+func sides(p *Pending, st *BatchState) (from, to *AccountState, err *Error) {
 	r := p.Req
 	account := func(id uuid.UUID) *AccountState {
 		a := st.Accounts[id]
@@ -252,30 +285,43 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 		}
 		return a
 	}
-	var from, to *AccountState
 	if r.From != uuid.Nil {
 		// Only the owner (or the admin) may debit an account; to anyone else it does not exist.
 		if from = account(r.From); from == nil || !p.Caller.CanAccess(from.UserID) {
-			return nil, Errorf(CodeNotFound, "account %s not found", r.From)
+			return nil, nil, Errorf(CodeNotFound, "account %s not found", r.From)
 		}
 	}
 	if r.To != uuid.Nil {
 		if to = account(r.To); to == nil {
-			return nil, Errorf(CodeNotFound, "account %s not found", r.To)
+			return nil, nil, Errorf(CodeNotFound, "account %s not found", r.To)
 		}
 	}
 	if r.From != uuid.Nil && r.From == r.To {
-		return nil, Errorf(CodeSameAccount, "a transfer needs two different accounts")
+		return nil, nil, Errorf(CodeSameAccount, "a transfer needs two different accounts")
 	}
 	for _, a := range []*AccountState{from, to} {
 		if a != nil && a.Currency != r.Currency {
-			return nil, Errorf(CodeCurrencyMismatch, "account %s holds %s, not %s", a.ID, a.Currency, r.Currency)
+			return nil, nil, Errorf(CodeCurrencyMismatch, "account %s holds %s, not %s", a.ID, a.Currency, r.Currency)
 		}
 	}
 	for _, a := range []*AccountState{from, to} {
 		if a != nil && (a.Status == AccountFrozen || a.Status == AccountClosed) {
-			return nil, Errorf(CodeAccountFrozen, "account %s is %s", a.ID, a.Status)
+			return nil, nil, Errorf(CodeAccountFrozen, "account %s is %s", a.ID, a.Status)
 		}
+	}
+	return from, to, nil
+}
+
+func insufficient(a *AccountState, currency string, amount int64) *Error {
+	return Errorf(CodeInsufficientFunds, "account %s has %d %s available (overdraft limit %d), %d needed",
+		a.ID, a.Balance-a.Held, currency, a.OverdraftLimit, amount)
+}
+
+func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() uuid.UUID) (*Transaction, *Error) {
+	r := p.Req
+	from, to, err := sides(p, st)
+	if err != nil {
+		return nil, err
 	}
 	amount := r.Amount
 	var base *ReversalBase
@@ -309,9 +355,8 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 		// so this means the account vanished; report it as such.
 		return nil, Errorf(CodeNotFound, "no account in %s to move money against", r.Currency)
 	}
-	if !from.External && from.Balance-amount < -from.OverdraftLimit {
-		return nil, Errorf(CodeInsufficientFunds, "account %s has %d %s (overdraft limit %d), %d needed",
-			from.ID, from.Balance, r.Currency, from.OverdraftLimit, amount)
+	if !from.External && from.Balance-from.Held-amount < -from.OverdraftLimit {
+		return nil, insufficient(from, r.Currency, amount)
 	}
 	if to.Balance > MaxBalance-amount || from.Balance < -MaxBalance+amount {
 		return nil, Errorf(CodeBalanceLimit, "a balance in %s would pass %d", r.Currency, MaxBalance)
@@ -335,6 +380,9 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 		base.Reversed += amount
 		tx.Reverses = &r.Reverses
 	}
+	if r.Hold != uuid.Nil {
+		tx.HoldID = &r.Hold
+	}
 	plan.Transactions = append(plan.Transactions, tx)
 	plan.Entries = append(plan.Entries,
 		Entry{TransactionID: tx.ID, AccountID: from.ID, Amount: -amount, BalanceAfter: from.Balance, CreatedAt: now},
@@ -347,7 +395,7 @@ func apply(p *Pending, st *BatchState, plan *Plan, now time.Time, newID func() u
 func newEvent(id uuid.UUID, requestID string, tx *Transaction, from, to *AccountState) event.Event {
 	et := event.Transaction{
 		ID: tx.ID, Type: string(tx.Type), FromAccountID: tx.FromAccountID, ToAccountID: tx.ToAccountID,
-		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, Metadata: tx.Metadata, Reverses: tx.Reverses, CreatedAt: tx.CreatedAt,
+		Amount: tx.Amount, Currency: tx.Currency, Description: tx.Description, Metadata: tx.Metadata, Reverses: tx.Reverses, HoldID: tx.HoldID, CreatedAt: tx.CreatedAt,
 	}
 	if tx.FromAccountID != nil {
 		u := from.UserID

@@ -187,11 +187,20 @@ func TestApplyDepositAndWithdrawal(t *testing.T) {
 	}
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// resultCodes lists the batch's error codes, "" for a success; a result that is not exactly
+// one of a transaction, a hold and an error shows as NOT-EXACTLY-ONE.
 func resultCodes(batch []*Pending) []Code {
 	codes := make([]Code, len(batch))
 	for i, p := range batch {
-		if (p.Result.Tx == nil) == (p.Result.Err == nil) {
-			codes[i] = "BOTH-OR-NEITHER"
+		if set := btoi(p.Result.Tx != nil) + btoi(p.Result.Hold != nil) + btoi(p.Result.Err != nil); set != 1 {
+			codes[i] = "NOT-EXACTLY-ONE"
 			continue
 		}
 		if p.Result.Err != nil {

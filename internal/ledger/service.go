@@ -40,6 +40,10 @@ type Store interface {
 	Statement(ctx context.Context, st *Statement) error
 	// Transactions lists the transactions f selects, newest first.
 	Transactions(ctx context.Context, f TxFilter, p ListParams) (Page[Transaction], error)
+	// Hold returns the hold and the owners of its accounts, its from account's first.
+	Hold(ctx context.Context, id uuid.UUID) (*Hold, []uuid.UUID, error)
+	// DueHolds lists up to limit pending holds that expire at or before now, oldest first.
+	DueHolds(ctx context.Context, now time.Time, limit int) ([]Hold, error)
 	// Transaction returns the transaction and the owners of its customer accounts.
 	Transaction(ctx context.Context, id uuid.UUID) (*Transaction, []uuid.UUID, error)
 	Reconcile(ctx context.Context) (map[string]CurrencyBalance, error)

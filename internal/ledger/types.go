@@ -24,6 +24,15 @@ const (
 	Reversal TxType = "reversal"
 )
 
+// The kinds of requests that act on holds. They are requests only: a capture's transaction
+// is a transfer or a withdrawal, and the others move no money.
+const (
+	HoldCreate  TxType = "hold"
+	HoldCapture TxType = "hold_capture"
+	HoldVoid    TxType = "hold_void"
+	HoldExpire  TxType = "hold_expire"
+)
+
 // Caller is who makes a request: the admin, or one user through its API key.
 type Caller struct {
 	Admin  bool
@@ -63,8 +72,8 @@ type Account struct {
 	UserID   uuid.UUID `json:"user_id"`
 	Currency string    `json:"currency"`
 	Balance  int64     `json:"balance"`
-	// Available is what a debit may use before the overdraft limit: the balance (less
-	// pending holds, once there are holds).
+	// Available is what a debit may use before the overdraft limit: the balance less the
+	// pending holds on the account.
 	Available      int64         `json:"available"`
 	Status         AccountStatus `json:"status"`
 	OverdraftLimit int64         `json:"overdraft_limit"`
@@ -97,7 +106,9 @@ type Transaction struct {
 	Description   string     `json:"description"`
 	Metadata      Metadata   `json:"metadata"`
 	// Reverses is the transaction a reversal reverses.
-	Reverses  *uuid.UUID `json:"reverses,omitempty"`
+	Reverses *uuid.UUID `json:"reverses,omitempty"`
+	// HoldID is the hold a capture captured.
+	HoldID    *uuid.UUID `json:"hold_id,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 }
 
@@ -122,6 +133,10 @@ type TxRequest struct {
 	Description string
 	Metadata    Metadata
 	Reverses    uuid.UUID // for a reversal: the transaction reversed; Amount 0 means all that is left
+	// Hold is the hold a capture, void or expiry acts on (a capture's Amount 0 means all).
+	Hold uuid.UUID
+	// ExpiresIn is how long a new hold stays pending.
+	ExpiresIn time.Duration
 }
 
 // Hash identifies the request's content, to tell an idempotent replay from a reused key.
@@ -141,6 +156,15 @@ func (r TxRequest) Hash() [32]byte {
 	if r.Reverses != uuid.Nil {
 		h.Write([]byte{1})
 		h.Write(r.Reverses[:])
+	}
+	if r.Hold != uuid.Nil {
+		h.Write([]byte{2})
+		h.Write(r.Hold[:])
+	}
+	if r.ExpiresIn != 0 {
+		binary.BigEndian.PutUint64(n[:], uint64(r.ExpiresIn))
+		h.Write([]byte{3})
+		h.Write(n[:])
 	}
 	if len(r.Metadata) > 0 { // sorting allocates; most requests carry none
 		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {

@@ -26,27 +26,84 @@ func Decode(b []byte) (*event.Event, error) {
 	if err := json.Unmarshal(b, &ev); err != nil {
 		return nil, &PermanentError{Reason: "not an event: " + err.Error()}
 	}
-	t := ev.Transaction
 	switch {
 	case ev.Version != event.Version:
 		return nil, &PermanentError{Reason: fmt.Sprintf("unknown event version %d", ev.Version)}
-	case ev.Type != event.TypeTransactionCompleted:
-		return nil, &PermanentError{Reason: fmt.Sprintf("unknown event type %q", ev.Type)}
-	case ev.ID == uuid.Nil || t.ID == uuid.Nil:
-		return nil, &PermanentError{Reason: "event without id or transaction id"}
+	case ev.ID == uuid.Nil:
+		return nil, &PermanentError{Reason: "event without id"}
+	}
+	var reason string
+	switch ev.Type {
+	case event.TypeTransactionCompleted:
+		reason = checkTransaction(&ev.Transaction)
+	case event.TypeHoldCreated, event.TypeHoldVoided, event.TypeHoldExpired:
+		reason = checkHold(ev.Hold)
+	default:
+		reason = fmt.Sprintf("unknown event type %q", ev.Type)
+	}
+	if reason != "" {
+		return nil, &PermanentError{Reason: reason}
+	}
+	return &ev, nil
+}
+
+func checkTransaction(t *event.Transaction) string {
+	switch {
+	case t.ID == uuid.Nil:
+		return "event without transaction id"
 	case t.Amount < 1 || !ledger.ValidCurrency(t.Currency):
-		return nil, &PermanentError{Reason: "event with an invalid amount or currency"}
+		return "event with an invalid amount or currency"
 	case t.FromAccountID == nil && t.ToAccountID == nil:
-		return nil, &PermanentError{Reason: "event without accounts"}
+		return "event without accounts"
 	case (t.FromAccountID != nil) != (t.FromUserID != nil) || (t.ToAccountID != nil) != (t.ToUserID != nil):
-		return nil, &PermanentError{Reason: "event with an account but no owner"}
+		return "event with an account but no owner"
 	}
 	switch ledger.TxType(t.Type) {
 	case ledger.Deposit, ledger.Withdrawal, ledger.Transfer, ledger.Reversal:
-	default:
-		return nil, &PermanentError{Reason: fmt.Sprintf("unknown transaction type %q", t.Type)}
+		return ""
 	}
-	return &ev, nil
+	return fmt.Sprintf("unknown transaction type %q", t.Type)
+}
+
+func checkHold(h *event.Hold) string {
+	switch {
+	case h == nil || h.ID == uuid.Nil || h.FromAccountID == uuid.Nil || h.FromUserID == uuid.Nil:
+		return "hold event without hold, account or owner"
+	case h.Amount < 1 || !ledger.ValidCurrency(h.Currency):
+		return "hold event with an invalid amount or currency"
+	case (h.ToAccountID != nil) != (h.ToUserID != nil):
+		return "hold event with an account but no owner"
+	}
+	return ""
+}
+
+// The analytics and activity types of what is not a plain transaction: a hold's events, and a
+// transaction that captured a hold.
+const (
+	KindHold        = "hold"
+	KindHoldVoided  = "hold_voided"
+	KindHoldExpired = "hold_expired"
+	KindCapture     = "capture"
+)
+
+// holdKind is the analytics and activity type of a hold event.
+func holdKind(evType string) string {
+	switch evType {
+	case event.TypeHoldVoided:
+		return KindHoldVoided
+	case event.TypeHoldExpired:
+		return KindHoldExpired
+	}
+	return KindHold
+}
+
+// txKind is the analytics and activity type of a transaction: captures count apart from the
+// transfers and withdrawals they are.
+func txKind(t *event.Transaction) string {
+	if t.HoldID != nil {
+		return KindCapture
+	}
+	return t.Type
 }
 
 // AnalyticsRow is one transaction in the analytics store, keyed by its event id.
@@ -71,10 +128,15 @@ func nz(p *uuid.UUID) uuid.UUID {
 	return *p
 }
 
-// RowOf is the event's analytics row.
+// RowOf is the event's analytics row; a hold event's row carries the hold's id and amount.
 func RowOf(ev *event.Event) AnalyticsRow {
+	if h := ev.Hold; h != nil {
+		return AnalyticsRow{EventID: ev.ID, TransactionID: h.ID, Type: holdKind(ev.Type), Currency: h.Currency,
+			Amount: h.Amount, FromAccountID: h.FromAccountID, ToAccountID: nz(h.ToAccountID),
+			FromUserID: h.FromUserID, ToUserID: nz(h.ToUserID), Description: h.Description, CreatedAt: ev.OccurredAt}
+	}
 	t := ev.Transaction
-	return AnalyticsRow{EventID: ev.ID, TransactionID: t.ID, Type: t.Type, Currency: t.Currency, Amount: t.Amount,
+	return AnalyticsRow{EventID: ev.ID, TransactionID: t.ID, Type: txKind(&t), Currency: t.Currency, Amount: t.Amount,
 		FromAccountID: nz(t.FromAccountID), ToAccountID: nz(t.ToAccountID),
 		FromUserID: nz(t.FromUserID), ToUserID: nz(t.ToUserID),
 		Description: t.Description, CreatedAt: t.CreatedAt}
@@ -108,18 +170,29 @@ func effectID(eventID uuid.UUID, what string) uuid.UUID {
 }
 
 // ActivitiesOf gives each side's user its item: a deposit its receiver, a withdrawal its
-// sender, a transfer both.
+// sender, a transfer both; a hold's events go to the user whose money it reserves, with the
+// amount reserved (negative) or released.
 func ActivitiesOf(ev *event.Event) []Activity {
+	if h := ev.Hold; h != nil {
+		amount := h.Amount
+		if ev.Type == event.TypeHoldCreated {
+			amount = -amount
+		}
+		return []Activity{{ID: effectID(ev.ID, "activity:hold").String(), UserID: h.FromUserID, EventID: ev.ID,
+			TransactionID: h.ID, Type: holdKind(ev.Type), Amount: amount, Currency: h.Currency,
+			AccountID: h.FromAccountID, CounterpartyAccountID: h.ToAccountID, CreatedAt: ev.OccurredAt}}
+	}
 	t := ev.Transaction
+	kind := txKind(&t)
 	var out []Activity
 	if t.FromAccountID != nil {
 		out = append(out, Activity{ID: effectID(ev.ID, "activity:debit").String(), UserID: *t.FromUserID,
-			EventID: ev.ID, TransactionID: t.ID, Type: t.Type, Amount: -t.Amount, Currency: t.Currency,
+			EventID: ev.ID, TransactionID: t.ID, Type: kind, Amount: -t.Amount, Currency: t.Currency,
 			AccountID: *t.FromAccountID, CounterpartyAccountID: t.ToAccountID, CreatedAt: t.CreatedAt})
 	}
 	if t.ToAccountID != nil {
 		out = append(out, Activity{ID: effectID(ev.ID, "activity:credit").String(), UserID: *t.ToUserID,
-			EventID: ev.ID, TransactionID: t.ID, Type: t.Type, Amount: t.Amount, Currency: t.Currency,
+			EventID: ev.ID, TransactionID: t.ID, Type: kind, Amount: t.Amount, Currency: t.Currency,
 			AccountID: *t.ToAccountID, CounterpartyAccountID: t.FromAccountID, CreatedAt: t.CreatedAt})
 	}
 	return out
@@ -139,9 +212,13 @@ type Task struct {
 	RequestID      string    `json:"request_id,omitempty"`
 }
 
-// TasksOf notifies each side's user once per transaction. A transfer between two accounts of
-// the same user still gives that user two notifications: one sent, one received.
+// TasksOf notifies each side's user once per transaction (a capture as the transfer or
+// withdrawal it is). A transfer between two accounts of the same user still gives that user
+// two notifications: one sent, one received. A hold's events notify no one: its capture does.
 func TasksOf(ev *event.Event) []Task {
+	if ev.Hold != nil {
+		return nil
+	}
 	t := ev.Transaction
 	amount := ledger.FormatAmount(t.Amount, t.Currency)
 	task := func(side string, user uuid.UUID, kind, msg string) Task {

@@ -60,13 +60,16 @@ const (
 		$15, $16, $17, $18, $19, $20, $21, $22, $23)`
 )
 
+// stateReads says which of the optional reads round trip 1 queued.
+type stateReads struct{ keys, reversals, holds bool }
+
 // stateQueries is round trip 1 of a batch: begin, the transaction's id (which settles the
 // outcome if the connection fails around COMMIT), claiming the idempotency keys with their
-// committed outcomes, locking the accounts, and reading the transactions reversed. keys and
-// reversals report whether the last two are queued.
-func stateQueries(batch []*ledger.Pending) (b *pgx.Batch, keys, reversals bool) {
+// committed outcomes, locking the accounts, and reading the transactions reversed and the
+// holds settled.
+func stateQueries(batch []*ledger.Pending) (*pgx.Batch, stateReads) {
 	refs := ledger.Keys(batch)
-	b = &pgx.Batch{}
+	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SELECT pg_current_xact_id()::text")
 	if len(refs) > 0 {
@@ -99,7 +102,11 @@ func stateQueries(batch []*ledger.Pending) (b *pgx.Batch, keys, reversals bool) 
 		b.Queue(`SELECT t.id, t.amount, (SELECT coalesce(sum(r.amount), 0) FROM transactions r WHERE r.reverses = t.id)::bigint
 			FROM transactions t WHERE t.id = ANY($1)`, rawIDs(reversed))
 	}
-	return b, len(refs) > 0, len(reversed) > 0
+	holds := holdIDs(batch)
+	if len(holds) > 0 {
+		b.Queue(sqlReadHolds, rawIDs(holds))
+	}
+	return b, stateReads{keys: len(refs) > 0, reversals: len(reversed) > 0, holds: len(holds) > 0}
 }
 
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
@@ -120,11 +127,11 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	}()
 
 	// Round trip 1: begin, claim keys and read their committed outcomes, lock accounts.
-	b, keys, reversals := stateQueries(batch)
+	b, reads := stateQueries(batch)
 	open = true
 	st := &ledger.BatchState{Accounts: map[uuid.UUID]*ledger.AccountState{}, Keys: map[ledger.KeyRef]*ledger.KeyRecord{},
-		Reversals: map[uuid.UUID]*ledger.ReversalBase{}}
-	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), keys, reversals, st)
+		Reversals: map[uuid.UUID]*ledger.ReversalBase{}, Holds: map[uuid.UUID]*ledger.Hold{}}
+	xid, err := s.readState(conn.Conn().SendBatch(ctx, b), reads, st)
 	if err != nil {
 		if conn.Conn().IsClosed() {
 			// The session ended before COMMIT was sent (a pooled connection dropped while
@@ -146,6 +153,14 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 	b = &pgx.Batch{}
 	b.Queue(sqlWrite, args...)
 	extra := 0
+	if writesHolds(plan) {
+		hargs, err := holdArgs(plan, now)
+		if err != nil {
+			return err
+		}
+		b.Queue(sqlWriteHolds, hargs...)
+		extra++
+	}
 	if ids, reversed := reversesOf(plan); len(ids) > 0 {
 		// Rare next to transfers: not worth a place in ledger_write.
 		b.Queue(`UPDATE transactions t SET reverses = x.r FROM unnest($1::uuid[], $2::uuid[]) AS x(id, r) WHERE t.id = x.id`,
@@ -208,9 +223,12 @@ func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
 		var cur, desc *string
 		var created *time.Time
 		var meta ledger.Metadata
-		var reverses *uuid.UUID
+		var reverses, holdID *uuid.UUID
+		var h keyHold
 		if err := rows.Scan(&ref.Scope, &ref.Key, &hash, &code, &detail,
-			&txID, &typ, &from, &to, &amount, &cur, &desc, &created, &meta, &reverses); err != nil {
+			&txID, &typ, &from, &to, &amount, &cur, &desc, &created, &meta, &reverses, &holdID,
+			&h.ID, &h.Status, &h.From, &h.To, &h.Amount, &h.Captured, &h.Currency, &h.Description,
+			&h.Metadata, &h.ExpiresAt, &h.CreatedAt); err != nil {
 			return err
 		}
 		rec := &ledger.KeyRecord{}
@@ -221,7 +239,9 @@ func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
 		case txID != nil:
 			rec.Tx = &ledger.Transaction{ID: *txID, Type: ledger.TxType(*typ), Status: ledger.StatusCompleted,
 				FromAccountID: from, ToAccountID: to, Amount: *amount, Currency: *cur,
-				Description: *desc, Metadata: meta, Reverses: reverses, CreatedAt: created.UTC()}
+				Description: *desc, Metadata: meta, Reverses: reverses, HoldID: holdID, CreatedAt: created.UTC()}
+		case h.ID != nil:
+			rec.Hold = h.hold()
 		default:
 			// The transaction was purged since: the key's first answer cannot be replayed.
 			rec.Err = ledger.Errorf(ledger.CodeNotFound, "the transaction of this Idempotency-Key was deleted")
@@ -231,8 +251,24 @@ func readKeys(br pgx.BatchResults, st *ledger.BatchState) error {
 	return rows.Err()
 }
 
+// keyHold is the hold a claimed key created or voided, as ledger_claim_keys returns it: all
+// NULL for keys of transactions.
+type keyHold struct {
+	ID, From, To                  *uuid.UUID
+	Status, Currency, Description *string
+	Amount, Captured              *int64
+	Metadata                      ledger.Metadata
+	ExpiresAt, CreatedAt          *time.Time
+}
+
+func (k keyHold) hold() *ledger.Hold {
+	return &ledger.Hold{ID: *k.ID, Status: ledger.HoldStatus(*k.Status), FromAccountID: *k.From, ToAccountID: k.To,
+		Amount: *k.Amount, CapturedAmount: *k.Captured, Currency: *k.Currency, Description: *k.Description,
+		Metadata: k.Metadata, ExpiresAt: k.ExpiresAt.UTC(), CreatedAt: k.CreatedAt.UTC()}
+}
+
 // readState reads round trip 1's answers into st and returns the transaction's id.
-func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st *ledger.BatchState) (xid string, err error) {
+func (s *Store) readState(br pgx.BatchResults, reads stateReads, st *ledger.BatchState) (xid string, err error) {
 	defer br.Close()
 	if _, err := br.Exec(); err != nil { // BEGIN
 		return "", err
@@ -240,7 +276,7 @@ func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st 
 	if err := br.QueryRow().Scan(&xid); err != nil {
 		return "", err
 	}
-	if withKeys {
+	if reads.keys {
 		if err := readKeys(br, st); err != nil {
 			return "", err
 		}
@@ -252,7 +288,7 @@ func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st 
 	for rows.Next() {
 		var a ledger.AccountState
 		var user pgtype.UUID
-		if err := rows.Scan((*[16]byte)(&a.ID), &user, &a.Currency, &a.Balance, &a.External, &a.Status, &a.OverdraftLimit); err != nil {
+		if err := rows.Scan((*[16]byte)(&a.ID), &user, &a.Currency, &a.Balance, &a.External, &a.Status, &a.OverdraftLimit, &a.Held); err != nil {
 			rows.Close()
 			return "", err
 		}
@@ -263,7 +299,7 @@ func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st 
 	if err := rows.Err(); err != nil {
 		return "", err
 	}
-	if withReversals {
+	if reads.reversals {
 		rows, err := br.Query()
 		if err != nil {
 			return "", err
@@ -279,6 +315,11 @@ func (s *Store) readState(br pgx.BatchResults, withKeys, withReversals bool, st 
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			return "", err
+		}
+	}
+	if reads.holds {
+		if err := readHolds(br, st); err != nil {
 			return "", err
 		}
 	}
@@ -361,6 +402,7 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 type witness struct {
 	txID       *uuid.UUID
 	scope, key string
+	hold       *ledger.HoldSet // a hold created (status pending) or settled
 }
 
 func witnessOf(plan *ledger.Plan) witness {
@@ -368,6 +410,10 @@ func witnessOf(plan *ledger.Plan) witness {
 	case len(plan.Transactions) > 0:
 		id := plan.Transactions[0].ID
 		return witness{txID: &id}
+	case len(plan.Holds) > 0:
+		return witness{hold: &ledger.HoldSet{ID: plan.Holds[0].ID}} // any status: it exists
+	case len(plan.HoldSets) > 0:
+		return witness{hold: &plan.HoldSets[0]}
 	case len(plan.Keys) > 0:
 		return witness{scope: plan.Keys[0].Ref.Scope, key: plan.Keys[0].Ref.Key}
 	}
@@ -381,6 +427,10 @@ func (w witness) exists(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	switch {
 	case w.txID != nil:
 		err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM transactions WHERE id = $1)`, [16]byte(*w.txID)).Scan(&found)
+	case w.hold != nil:
+		// Only this batch could settle the hold: it did so with the hold's account locked.
+		err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM holds WHERE id = $1 AND ($2 = '' OR status = $2))`,
+			[16]byte(w.hold.ID), string(w.hold.Status)).Scan(&found)
 	case w.key != "":
 		err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2)`, w.scope, w.key).Scan(&found)
 	default:

@@ -130,12 +130,11 @@ func (s *Store) CreateAccount(ctx context.Context, a *ledger.Account) error {
 	return err
 }
 
-const accountColumns = `id, coalesce(user_id, '00000000-0000-0000-0000-000000000000'), currency, balance, status, overdraft_limit, created_at`
+const accountColumns = `id, coalesce(user_id, '00000000-0000-0000-0000-000000000000'), currency, balance, balance - held, status, overdraft_limit, created_at`
 
 func scanAccount(row pgx.Row) (ledger.Account, error) {
 	var a ledger.Account
-	err := row.Scan(&a.ID, &a.UserID, &a.Currency, &a.Balance, &a.Status, &a.OverdraftLimit, &a.CreatedAt)
-	a.Available = a.Balance
+	err := row.Scan(&a.ID, &a.UserID, &a.Currency, &a.Balance, &a.Available, &a.Status, &a.OverdraftLimit, &a.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, ledger.ErrNotFound
 	}
@@ -190,11 +189,11 @@ func (s *Store) Accounts(ctx context.Context, userID uuid.UUID, p ledger.ListPar
 
 // --- transactions ---
 
-const txColumns = `t.id, t.type, t.from_account_id, t.to_account_id, t.amount, t.currency, t.description, t.metadata, t.reverses, t.created_at`
+const txColumns = `t.id, t.type, t.from_account_id, t.to_account_id, t.amount, t.currency, t.description, t.metadata, t.reverses, t.hold_id, t.created_at`
 
 func scanTx(dest *ledger.Transaction, extra ...any) []any {
 	return append([]any{&dest.ID, &dest.Type, &dest.FromAccountID, &dest.ToAccountID, &dest.Amount,
-		&dest.Currency, &dest.Description, &dest.Metadata, &dest.Reverses, &dest.CreatedAt}, extra...)
+		&dest.Currency, &dest.Description, &dest.Metadata, &dest.Reverses, &dest.HoldID, &dest.CreatedAt}, extra...)
 }
 
 func (s *Store) Transaction(ctx context.Context, id uuid.UUID) (*ledger.Transaction, []uuid.UUID, error) {
@@ -267,6 +266,9 @@ func (s *Store) Purge(ctx context.Context, tag string) (res ledger.PurgeResult, 
 		if err != nil {
 			return err
 		}
+		if err := purgeHolds(ctx, tx, tag, accounts); err != nil {
+			return err
+		}
 		if err := purgeTransactions(ctx, tx, tag, users, accounts, &res); err != nil {
 			return err
 		}
@@ -313,6 +315,24 @@ func lockPurgedAccounts(ctx context.Context, tx pgx.Tx, users []uuid.UUID) ([]uu
 		}
 	}
 	return accounts, nil
+}
+
+// purgeHolds deletes the holds of accounts; conflict when one of them links an account of
+// someone else, whose held sum it may count in.
+func purgeHolds(ctx context.Context, tx pgx.Tx, tag string, accounts []uuid.UUID) error {
+	var foreign bool
+	err := tx.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM holds WHERE from_account_id = ANY($1) AND NOT to_account_id = ANY($1))
+		OR EXISTS (SELECT 1 FROM holds WHERE to_account_id = ANY($1) AND NOT from_account_id = ANY($1))`,
+		accounts).Scan(&foreign)
+	if err != nil {
+		return err
+	}
+	if foreign {
+		return ledger.Errorf(ledger.CodeConflict, "users tagged %q have holds with users not tagged so", tag)
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM holds WHERE from_account_id = ANY($1)`, accounts)
+	return err
 }
 
 // purgeTransactions deletes the transactions of accounts (found through their entries) with

@@ -76,7 +76,7 @@ func openDB(t testing.TB, p *testenv.Processor) *pgxpool.Pool {
 }
 
 // tables are every table a request may write.
-var tables = []string{"users", "accounts", "transactions", "entries", "outbox", "idempotency_keys"}
+var tables = []string{"users", "accounts", "transactions", "entries", "outbox", "idempotency_keys", "holds"}
 
 // dbState is what the database holds: row counts, a digest of every table's content (so an
 // UPDATE shows too) and every balance.

@@ -123,6 +123,7 @@ type App struct {
 	batcher *ledger.Batcher
 	limiter *redis.Limiter
 	relay   *relay.Relay
+	ledger  *ledger.Service
 	closers []func()
 }
 
@@ -138,6 +139,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.startWritePath(store, m)
 	a.startLimiter(rdb, reg)
 	svc := a.newLedger(store, rdb, m, reg)
+	a.ledger = svc
 	if cfg.RelayEnabled {
 		r, closeRelay, err := NewRelay(RelayConfig{DirectURL: cfg.DirectURL, Brokers: kafka.Brokers(cfg.KafkaBrokers),
 			Topic: cfg.KafkaTopic}, log, reg)
@@ -278,6 +280,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.KeyTTL > 0 {
 		g.Go(func() error { a.sweepKeys(gctx); return nil })
 	}
+	g.Go(func() error { a.expireHolds(gctx); return nil })
 	g.Go(func() error {
 		a.log.Info("listening", "addr", ln.Addr().String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -319,6 +322,36 @@ func (a *App) sweepKeys(ctx context.Context) {
 			n, err := a.store.DeleteKeysBefore(ctx, cutoff, chunk)
 			if err != nil {
 				a.log.Warn("idempotency key sweep failed", "err", err)
+				break
+			}
+			if n < chunk {
+				break
+			}
+		}
+	}
+}
+
+// holdExpiryEvery is how often each instance looks for holds past their expiry: a hold is
+// expired at most about this long after its time.
+const holdExpiryEvery = time.Second
+
+// expireHolds expires due holds every holdExpiryEvery until ctx ends, in batches of a few
+// hundred through group commit. Every instance runs it; a hold is expired once whoever finds
+// it first.
+func (a *App) expireHolds(ctx context.Context) {
+	const chunk = 500
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(holdExpiryEvery):
+		}
+		for ctx.Err() == nil {
+			n, err := a.ledger.ExpireHolds(ctx, chunk)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("hold expiry failed", "err", err)
+				}
 				break
 			}
 			if n < chunk {

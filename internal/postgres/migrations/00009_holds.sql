@@ -1,0 +1,149 @@
+-- +goose Up
+-- Holds: money reserved on an account now and captured, voided or expired later. The account
+-- carries the sum of its pending holds (held), read and written under the batch's lock like
+-- the balance, so a debit is decided against balance - held without reading the holds.
+ALTER TABLE accounts
+    ADD COLUMN held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+    DROP CONSTRAINT customer_balance_within_limit,
+    ADD CONSTRAINT customer_available_within_limit CHECK (external OR balance - held >= -overdraft_limit);
+
+CREATE TABLE holds (
+    id              uuid PRIMARY KEY,
+    status          text        NOT NULL CHECK (status IN ('pending', 'captured', 'voided', 'expired')),
+    from_account_id uuid        NOT NULL,
+    to_account_id   uuid,
+    amount          bigint      NOT NULL CHECK (amount > 0),
+    captured_amount bigint      NOT NULL DEFAULT 0 CHECK (captured_amount BETWEEN 0 AND amount),
+    currency        char(3)     NOT NULL,
+    description     text        NOT NULL DEFAULT '',
+    metadata        jsonb,
+    expires_at      timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL
+);
+-- What the expiry sweep reads: only pending holds are in it.
+CREATE INDEX holds_pending_expiry ON holds (expires_at) WHERE status = 'pending';
+CREATE INDEX holds_from_account ON holds (from_account_id);
+CREATE INDEX holds_to_account ON holds (to_account_id) WHERE to_account_id IS NOT NULL;
+
+-- A capture's transaction names its hold; a key used to create or void a hold names the hold.
+ALTER TABLE transactions ADD COLUMN hold_id uuid;
+ALTER TABLE idempotency_keys ADD COLUMN hold_id uuid;
+
+-- The batch reads held with the balance, under the same lock.
+DROP FUNCTION ledger_lock_accounts(uuid[]);
+-- +goose StatementBegin
+CREATE FUNCTION ledger_lock_accounts(p_ids uuid[])
+RETURNS TABLE (id uuid, user_id uuid, currency text, balance bigint, external boolean, status text,
+    overdraft_limit bigint, held bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT a.id, a.user_id, a.currency::text, a.balance, a.external, a.status, a.overdraft_limit, a.held
+    FROM accounts a WHERE a.id = ANY (p_ids) ORDER BY a.id FOR NO KEY UPDATE;
+END $$;
+-- +goose StatementEnd
+
+-- Claimed keys replay a capture's link to its hold, and the hold a key created or voided.
+DROP FUNCTION ledger_claim_keys(text[], text[], bytea[]);
+-- +goose StatementBegin
+CREATE FUNCTION ledger_claim_keys(p_scopes text[], p_keys text[], p_hashes bytea[])
+RETURNS TABLE (scope text, key text, request_hash bytea, error_code text, error_detail text,
+    id uuid, type text, from_account_id uuid, to_account_id uuid, amount bigint, currency text,
+    description text, created_at timestamptz, metadata jsonb, reverses uuid, hold_id uuid,
+    h_id uuid, h_status text, h_from uuid, h_to uuid, h_amount bigint, h_captured bigint,
+    h_currency text, h_description text, h_metadata jsonb, h_expires_at timestamptz, h_created_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    INSERT INTO idempotency_keys (scope, key, request_hash)
+    SELECT * FROM unnest(p_scopes, p_keys, p_hashes) ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+    RETURN QUERY
+    SELECT k.scope, k.key, k.request_hash, k.error_code, k.error_detail,
+        t.id, t.type, t.from_account_id, t.to_account_id, t.amount, t.currency::text,
+        t.description, t.created_at, t.metadata, t.reverses, t.hold_id,
+        h.id, h.status, h.from_account_id, h.to_account_id, h.amount, h.captured_amount,
+        h.currency::text, h.description, h.metadata, h.expires_at, h.created_at
+    FROM idempotency_keys k
+    JOIN unnest(p_scopes, p_keys) AS q(scope, key) ON k.scope = q.scope AND k.key = q.key
+    LEFT JOIN transactions t ON t.id = k.transaction_id
+    LEFT JOIN holds h ON h.id = k.hold_id
+    WHERE k.transaction_id IS NOT NULL OR k.error_code IS NOT NULL OR k.hold_id IS NOT NULL;
+END $$;
+-- +goose StatementEnd
+
+-- The hold side of a batch, called only by batches that create or settle holds: new holds,
+-- settled holds, the accounts' new held sums, captures' links and keys' holds.
+-- +goose StatementBegin
+CREATE FUNCTION ledger_write_holds(p_at timestamptz,
+    p_id uuid[], p_from uuid[], p_to uuid[], p_amount bigint[], p_currency text[],
+    p_description text[], p_metadata text[], p_expires timestamptz[],
+    p_set uuid[], p_set_status text[], p_set_captured bigint[],
+    p_account uuid[], p_held bigint[],
+    p_capture_tx uuid[], p_capture_hold uuid[],
+    p_key_scope text[], p_key text[], p_key_hold uuid[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO holds (id, status, from_account_id, to_account_id, amount, currency, description,
+        metadata, expires_at, created_at, updated_at)
+    SELECT x.id, 'pending', x.f, x.t, x.amount, x.currency, x.description, x.metadata::jsonb, x.expires, p_at, p_at
+    FROM unnest(p_id, p_from, p_to, p_amount, p_currency, p_description, p_metadata, p_expires)
+        AS x(id, f, t, amount, currency, description, metadata, expires);
+    UPDATE holds h SET status = x.status, captured_amount = x.captured, updated_at = p_at
+    FROM unnest(p_set, p_set_status, p_set_captured) AS x(id, status, captured) WHERE h.id = x.id;
+    UPDATE accounts a SET held = x.held
+    FROM unnest(p_account, p_held) AS x(id, held) WHERE a.id = x.id;
+    UPDATE transactions t SET hold_id = x.hold
+    FROM unnest(p_capture_tx, p_capture_hold) AS x(id, hold) WHERE t.id = x.id;
+    UPDATE idempotency_keys k SET hold_id = x.hold
+    FROM unnest(p_key_scope, p_key, p_key_hold) AS x(scope, key, hold)
+    WHERE k.scope = x.scope AND k.key = x.key;
+END $$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION ledger_write_holds(timestamptz, uuid[], uuid[], uuid[], bigint[], text[], text[], text[],
+    timestamptz[], uuid[], text[], bigint[], uuid[], bigint[], uuid[], uuid[], text[], text[], uuid[]);
+DROP FUNCTION ledger_claim_keys(text[], text[], bytea[]);
+-- +goose StatementBegin
+CREATE FUNCTION ledger_claim_keys(p_scopes text[], p_keys text[], p_hashes bytea[])
+RETURNS TABLE (scope text, key text, request_hash bytea, error_code text, error_detail text,
+    id uuid, type text, from_account_id uuid, to_account_id uuid, amount bigint, currency text,
+    description text, created_at timestamptz, metadata jsonb, reverses uuid)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    INSERT INTO idempotency_keys (scope, key, request_hash)
+    SELECT * FROM unnest(p_scopes, p_keys, p_hashes) ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+    RETURN QUERY
+    SELECT k.scope, k.key, k.request_hash, k.error_code, k.error_detail,
+        t.id, t.type, t.from_account_id, t.to_account_id, t.amount, t.currency::text,
+        t.description, t.created_at, t.metadata, t.reverses
+    FROM idempotency_keys k
+    JOIN unnest(p_scopes, p_keys) AS q(scope, key) ON k.scope = q.scope AND k.key = q.key
+    LEFT JOIN transactions t ON t.id = k.transaction_id
+    WHERE k.transaction_id IS NOT NULL OR k.error_code IS NOT NULL;
+END $$;
+-- +goose StatementEnd
+DROP FUNCTION ledger_lock_accounts(uuid[]);
+-- +goose StatementBegin
+CREATE FUNCTION ledger_lock_accounts(p_ids uuid[])
+RETURNS TABLE (id uuid, user_id uuid, currency text, balance bigint, external boolean, status text, overdraft_limit bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT a.id, a.user_id, a.currency::text, a.balance, a.external, a.status, a.overdraft_limit FROM accounts a
+    WHERE a.id = ANY (p_ids) ORDER BY a.id FOR NO KEY UPDATE;
+END $$;
+-- +goose StatementEnd
+ALTER TABLE idempotency_keys DROP COLUMN hold_id;
+ALTER TABLE transactions DROP COLUMN hold_id;
+DROP TABLE holds;
+ALTER TABLE accounts DROP CONSTRAINT customer_available_within_limit,
+    ADD CONSTRAINT customer_balance_within_limit CHECK (external OR balance >= -overdraft_limit),
+    DROP COLUMN held;
