@@ -163,4 +163,6 @@ func TestApplyHolds(t *testing.T) {
 }
 
 // tr2 is a transfer of amount from alice's aUSD to bob.
-func tr2(b *book, amount int64) *Pending { return pending(b.alice, "", tr(b.aUSD, b.bUSD, amount, "USD")) }
+func tr2(b *book, amount int64) *Pending {
+	return pending(b.alice, "", tr(b.aUSD, b.bUSD, amount, "USD"))
+}

@@ -368,7 +368,9 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 	}
 	bID, bBal := make([]uuid.UUID, 0, len(plan.Balances)), make([]int64, 0, len(plan.Balances))
 	for id, bal := range plan.Balances {
-		bID, bBal = append(bID, id), append(bBal, bal)
+		if _, ok := plan.Held[id]; !ok { // else written with its held sum by ledger_write_holds
+			bID, bBal = append(bID, id), append(bBal, bal)
+		}
 	}
 	evID, evKey, evPayload := make([]uuid.UUID, len(plan.Events)), make([]string, len(plan.Events)), make([]string, len(plan.Events))
 	for i := range plan.Events {

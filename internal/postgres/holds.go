@@ -90,7 +90,7 @@ func readHolds(br pgx.BatchResults, st *ledger.BatchState) error {
 
 // sqlWriteHolds is the hold side of a batch's writes (migration 00009).
 const sqlWriteHolds = `SELECT ledger_write_holds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-	$15, $16, $17, $18, $19)`
+	$15, $16, $17, $18, $19, $20)`
 
 // writesHolds reports whether the plan has a hold side to write.
 func writesHolds(plan *ledger.Plan) bool { return len(plan.Holds) > 0 || len(plan.HoldSets) > 0 }
@@ -118,9 +118,16 @@ func holdArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 	for i, hs := range plan.HoldSets {
 		setID[i], setStatus[i], setCaptured[i] = hs.ID, string(hs.Status), hs.Captured
 	}
-	heldID, held := make([]uuid.UUID, 0, len(plan.Held)), make([]int64, 0, len(plan.Held))
+	// An account's balance and held sum change in one UPDATE: the table's check of
+	// balance - held would see a half-written row otherwise.
+	heldID, held, bal := make([]uuid.UUID, 0, len(plan.Held)), make([]int64, 0, len(plan.Held)), make([]*int64, 0, len(plan.Held))
 	for a, v := range plan.Held {
 		heldID, held = append(heldID, a), append(held, v)
+		if b, ok := plan.Balances[a]; ok {
+			bal = append(bal, &b)
+		} else {
+			bal = append(bal, nil)
+		}
 	}
 	var capTx, capHold []uuid.UUID
 	for _, t := range plan.Transactions {
@@ -135,6 +142,6 @@ func holdArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 		}
 	}
 	return []any{now, rawIDs(id), rawIDs(from), rawNullIDs(to), amount, cur, desc, meta, expires,
-		rawIDs(setID), setStatus, setCaptured, rawIDs(heldID), held, rawIDs(capTx), rawIDs(capHold),
+		rawIDs(setID), setStatus, setCaptured, rawIDs(heldID), held, bal, rawIDs(capTx), rawIDs(capHold),
 		kScope, kKey, rawIDs(kHold)}, nil
 }

@@ -244,7 +244,7 @@ func TestRefusedRequests(t *testing.T) {
 	// The snapshot does see writes: a good request changes what it must.
 	before := snapshot(t, f.db)
 	do(t, f.ac, "POST", txPath, ok, "Idempotency-Key", "sanity").JSON(t, new(txJSON))
-	want := map[string]int64{"users": 0, "accounts": 0, "transactions": 1, "entries": 2, "outbox": 1, "idempotency_keys": 1}
+	want := map[string]int64{"users": 0, "accounts": 0, "transactions": 1, "entries": 2, "outbox": 1, "idempotency_keys": 1, "holds": 0}
 	if d := rowDelta(t, f.db, before); !maps.Equal(d, want) {
 		t.Errorf("a good transfer wrote %v, want %v", d, want)
 	}

@@ -16,9 +16,11 @@ import (
 )
 
 // TestBank has many concurrent clients move money at random among accounts, a few of them hot,
-// then checks the books: balanced, nothing negative, every accepted transaction stored exactly
-// once with its entries, nothing stored for a refused one, and every balance equal to what the
-// accepted transactions imply.
+// with holds captured, voided and left to expire among the transfers, then checks the books:
+// balanced, nothing below its limit, every accepted transaction stored exactly once with its
+// entries, nothing stored for a refused one, every balance equal to what the accepted
+// transactions imply, every account's held sum equal to its pending holds, and every hold
+// settled at most once and never beyond its amount.
 func TestBank(t *testing.T) {
 	p := testenv.StartProcessor(t, func(c *processor.Config) { c.UserRate = 0 })
 	admin := p.Client(p.AdminToken)
@@ -70,6 +72,14 @@ func TestBank(t *testing.T) {
 					o := reverseOne(t, admin, rng, mine[rng.IntN(len(mine))])
 					mu.Lock()
 					outcomes = append(outcomes, o)
+					mu.Unlock()
+					continue
+				}
+				if rng.IntN(8) == 0 {
+					// A hold, then a capture (sometimes two at once), a void, or its expiry.
+					got := holdOne(t, p, keys, rng, pick)
+					mu.Lock()
+					outcomes = append(outcomes, got...)
 					mu.Unlock()
 					continue
 				}
@@ -146,8 +156,14 @@ func TestBank(t *testing.T) {
 	accepted := map[string]outcome{}
 	counts := map[string]int{}
 	for _, o := range outcomes {
-		counts[fmt.Sprintf("%d %s", o.status, o.code)]++
+		counts[fmt.Sprintf("%s %d %s", o.typ, o.status, o.code)]++
 		switch {
+		case o.typ == "hold" || o.typ == "void":
+			if o.status != http.StatusCreated && o.status != http.StatusOK && o.code != "insufficient_funds" &&
+				o.code != "same_account" && o.code != "hold_not_pending" {
+				t.Errorf("unexpected answer %d %s to %+v", o.status, o.code, o)
+			}
+		case o.status == http.StatusConflict && o.code == "hold_not_pending": // a capture that lost to another or the expiry
 		case o.status == http.StatusCreated:
 			if _, dup := accepted[o.txID]; dup {
 				t.Errorf("transaction id %s answered twice", o.txID)
@@ -182,9 +198,10 @@ func TestBank(t *testing.T) {
 		t.Errorf("reconciliation: %+v", rec.Currencies)
 	}
 	var negative int
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE NOT external AND balance < 0`).Scan(&negative); err != nil || negative != 0 {
-		t.Errorf("negative balances: %d (%v)", negative, err)
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE NOT external AND balance - held < 0`).Scan(&negative); err != nil || negative != 0 {
+		t.Errorf("accounts with less than nothing available: %d (%v)", negative, err)
 	}
+	checkHolds(t, ctx, db)
 
 	// Exactly the accepted transactions exist (the seed deposits aside), each with two entries
 	// that cancel out.
@@ -238,6 +255,136 @@ func TestBank(t *testing.T) {
 	for _, a := range accounts {
 		if got := admin.Balance(t, a.id); got != expected[a.id] {
 			t.Errorf("account %s: balance %d, accepted transactions imply %d", a.id, got, expected[a.id])
+		}
+	}
+}
+
+// holdOne holds money from a picked account (to another, or to outside) with its owner's key,
+// then captures it (whole or in part; sometimes twice at once, of which one must fail), voids
+// it, or leaves it to expire. The outcomes are the hold's creation (typ "hold"), its void (typ
+// "void") and its captures, which are transactions.
+func holdOne(t *testing.T, p *testenv.Processor, keys []string, rng *rand.Rand, pick func() account) []outcome {
+	from := pick()
+	owner := p.Client(keys[from.owner])
+	body := map[string]any{"from_account_id": from.id, "amount": 1 + rng.Int64N(3_000), "currency": "USD", "expires_in_s": 60}
+	var to string
+	if rng.IntN(4) != 0 {
+		to = pick().id
+		body["to_account_id"] = to
+	}
+	fate := rng.IntN(5) // 0, 1: capture; 2: two captures at once; 3: void; 4: expire
+	if fate == 4 {
+		body["expires_in_s"] = 1
+	}
+	resp, err := owner.Do("POST", "/holds", body)
+	if err != nil {
+		t.Errorf("hold: %v", err)
+		return nil
+	}
+	var h struct {
+		ID, Code string
+		Amount   int64
+	}
+	resp.JSON(t, &h)
+	out := []outcome{{status: resp.Status, code: h.Code, typ: "hold"}}
+	if resp.Status != http.StatusCreated || fate == 4 {
+		return out
+	}
+	if fate == 3 {
+		r, err := owner.Do("POST", "/holds/"+h.ID+"/void", nil)
+		if err != nil {
+			t.Errorf("void: %v", err)
+			return out
+		}
+		var m struct{ Code string }
+		r.JSON(t, &m)
+		return append(out, outcome{status: r.Status, code: m.Code, typ: "void"})
+	}
+	capture := map[string]any{}
+	if rng.IntN(2) == 0 {
+		capture["amount"] = 1 + rng.Int64N(h.Amount)
+	}
+	n := 1
+	if fate == 2 {
+		n = 2
+	}
+	captures := make([]outcome, n)
+	var wg sync.WaitGroup
+	for i := range captures {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := owner.Do("POST", "/holds/"+h.ID+"/capture", capture)
+			if err != nil {
+				t.Errorf("capture: %v", err)
+				return
+			}
+			var m struct {
+				ID, Type, Code string
+				Amount         int64
+			}
+			r.JSON(t, &m)
+			captures[i] = outcome{status: r.Status, code: m.Code, txID: m.ID, typ: "capture", from: from.id, to: to, amount: m.Amount}
+			if r.Status == http.StatusCreated {
+				captures[i].typ = m.Type // stored as the transfer or withdrawal it is
+			}
+		}()
+	}
+	wg.Wait()
+	if n == 2 && (captures[0].status == http.StatusCreated) == (captures[1].status == http.StatusCreated) {
+		t.Errorf("two captures of hold %s at once answered %d and %d: want exactly one 201", h.ID, captures[0].status, captures[1].status)
+	}
+	return append(out, captures...)
+}
+
+// checkHolds waits for the holds left to expire, then checks every hold and held sum.
+func checkHolds(t *testing.T, ctx context.Context, db *pgx.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var due int
+	for {
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending' AND expires_at < now()`).Scan(&due); err != nil {
+			t.Fatal(err)
+		}
+		if due == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var statuses map[string]int64
+	rows, _ := db.Query(ctx, `SELECT status, count(*) FROM holds GROUP BY status`)
+	type kv struct {
+		K string
+		V int64
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[kv])
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses = map[string]int64{}
+	for _, x := range list {
+		statuses[x.K] = x.V
+	}
+	t.Logf("holds by status: %v", statuses)
+	for _, c := range []struct{ what, sql string }{
+		{"holds past their expiry still pending 15 s later", `SELECT count(*) FROM holds WHERE status = 'pending' AND expires_at < now()`},
+		{"accounts whose held sum differs from their pending holds", `SELECT count(*) FROM accounts a
+			LEFT JOIN (SELECT from_account_id AS id, sum(amount) AS s FROM holds WHERE status = 'pending' GROUP BY 1) h ON h.id = a.id
+			WHERE a.held <> coalesce(h.s, 0)`},
+		{"holds captured more than once", `SELECT count(*) FROM (SELECT hold_id FROM transactions WHERE hold_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1) x`},
+		{"holds whose capture differs from its record or passes its amount", `SELECT count(*) FROM holds h
+			LEFT JOIN transactions t ON t.hold_id = h.id
+			WHERE h.captured_amount <> coalesce(t.amount, 0) OR h.captured_amount > h.amount
+			   OR (h.status = 'captured') <> (t.id IS NOT NULL)`},
+	} {
+		var n int
+		if err := db.QueryRow(ctx, c.sql).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d (%v)", c.what, n, err)
+		}
+	}
+	for _, st := range []string{"captured", "voided", "expired"} {
+		if statuses[st] == 0 {
+			t.Errorf("no hold ended %s: the test did not exercise it", st)
 		}
 	}
 }

@@ -124,7 +124,7 @@ func TestBatch(t *testing.T) {
 		if a, b := balance(t, f.db, f.aUSD), balance(t, f.db, f.bUSD); a != a0-307 || b != b0+307 {
 			t.Errorf("balances %d, %d; want %d, %d", a, b, a0-307, b0+307)
 		}
-		wantRows := map[string]int64{"users": 0, "accounts": 0, "transactions": 3, "entries": 6, "outbox": 3, "idempotency_keys": 1}
+		wantRows := map[string]int64{"users": 0, "accounts": 0, "transactions": 3, "entries": 6, "outbox": 3, "idempotency_keys": 1, "holds": 0}
 		if d := rowDelta(t, f.db, before); !maps.Equal(d, wantRows) {
 			t.Errorf("the batch wrote %v, want %v", d, wantRows)
 		}

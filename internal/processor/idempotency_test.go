@@ -93,7 +93,7 @@ func TestIdempotencyConcurrent(t *testing.T) {
 			}
 			t.Logf("%d applied, %d replayed, %d in use", fresh, n-fresh-inUse, inUse)
 
-			want := map[string]int64{"users": 0, "accounts": 0, "transactions": 1, "entries": 2, "outbox": 1, "idempotency_keys": 1}
+			want := map[string]int64{"users": 0, "accounts": 0, "transactions": 1, "entries": 2, "outbox": 1, "idempotency_keys": 1, "holds": 0}
 			if d := rowDelta(t, f.db, before); !maps.Equal(d, want) {
 				t.Errorf("wrote %v, want %v", d, want)
 			}
@@ -223,7 +223,7 @@ func TestIdempotencyReplays(t *testing.T) {
 		if ta.ID == tb.ID || tb.ID == tadm.ID || ta.ID == tadm.ID || ta.Amount != 12 || tb.Amount != 34 || tadm.Amount != 56 {
 			t.Errorf("same key, three callers: %+v %+v %+v", ta, tb, tadm)
 		}
-		want := map[string]int64{"users": 0, "accounts": 0, "transactions": 3, "entries": 6, "outbox": 3, "idempotency_keys": 3}
+		want := map[string]int64{"users": 0, "accounts": 0, "transactions": 3, "entries": 6, "outbox": 3, "idempotency_keys": 3, "holds": 0}
 		if d := rowDelta(t, f.db, before); !maps.Equal(d, want) {
 			t.Errorf("wrote %v, want %v", d, want)
 		}

@@ -75,13 +75,15 @@ END $$;
 -- +goose StatementEnd
 
 -- The hold side of a batch, called only by batches that create or settle holds: new holds,
--- settled holds, the accounts' new held sums, captures' links and keys' holds.
+-- settled holds, the accounts' new held sums with their new balances (ledger_write leaves
+-- those accounts out: the check of balance - held must see both written), captures' links
+-- and keys' holds.
 -- +goose StatementBegin
 CREATE FUNCTION ledger_write_holds(p_at timestamptz,
     p_id uuid[], p_from uuid[], p_to uuid[], p_amount bigint[], p_currency text[],
     p_description text[], p_metadata text[], p_expires timestamptz[],
     p_set uuid[], p_set_status text[], p_set_captured bigint[],
-    p_account uuid[], p_held bigint[],
+    p_account uuid[], p_held bigint[], p_balance bigint[],
     p_capture_tx uuid[], p_capture_hold uuid[],
     p_key_scope text[], p_key text[], p_key_hold uuid[])
 RETURNS void
@@ -94,8 +96,8 @@ BEGIN
         AS x(id, f, t, amount, currency, description, metadata, expires);
     UPDATE holds h SET status = x.status, captured_amount = x.captured, updated_at = p_at
     FROM unnest(p_set, p_set_status, p_set_captured) AS x(id, status, captured) WHERE h.id = x.id;
-    UPDATE accounts a SET held = x.held
-    FROM unnest(p_account, p_held) AS x(id, held) WHERE a.id = x.id;
+    UPDATE accounts a SET held = x.held, balance = coalesce(x.balance, a.balance)
+    FROM unnest(p_account, p_held, p_balance) AS x(id, held, balance) WHERE a.id = x.id;
     UPDATE transactions t SET hold_id = x.hold
     FROM unnest(p_capture_tx, p_capture_hold) AS x(id, hold) WHERE t.id = x.id;
     UPDATE idempotency_keys k SET hold_id = x.hold
@@ -106,7 +108,7 @@ END $$;
 
 -- +goose Down
 DROP FUNCTION ledger_write_holds(timestamptz, uuid[], uuid[], uuid[], bigint[], text[], text[], text[],
-    timestamptz[], uuid[], text[], bigint[], uuid[], bigint[], uuid[], uuid[], text[], text[], uuid[]);
+    timestamptz[], uuid[], text[], bigint[], uuid[], bigint[], bigint[], uuid[], uuid[], text[], text[], uuid[]);
 DROP FUNCTION ledger_claim_keys(text[], text[], bytea[]);
 -- +goose StatementBegin
 CREATE FUNCTION ledger_claim_keys(p_scopes text[], p_keys text[], p_hashes bytea[])
