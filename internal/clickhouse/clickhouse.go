@@ -246,8 +246,10 @@ func (s *Store) Analytics(ctx context.Context, from, to time.Time) (pipeline.Ana
 		}
 		t.Count, t.Volume = int64(count), volume
 		out.ByType = append(out.ByType, t)
-		out.Total.Count += t.Count
-		out.Total.Volume += t.Volume
+		if pipeline.MovesMoney(t.Type) { // a hold's events reserve and release, they move nothing
+			out.Total.Count += t.Count
+			out.Total.Volume += t.Volume
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("clickhouse: analytics: %w", err)

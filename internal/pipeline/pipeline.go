@@ -86,6 +86,12 @@ const (
 	KindCapture     = "capture"
 )
 
+// MovesMoney reports whether analytics rows of kind are transactions: a hold's events only
+// reserve and release money.
+func MovesMoney(kind string) bool {
+	return kind != KindHold && kind != KindHoldVoided && kind != KindHoldExpired
+}
+
 // holdKind is the analytics and activity type of a hold event.
 func holdKind(evType string) string {
 	switch evType {

@@ -285,3 +285,71 @@ func TestReversalEffects(t *testing.T) {
 		}
 	})
 }
+
+func holdEvent(typ string) *event.Event {
+	at := time.Now().UTC()
+	return &event.Event{Version: event.Version, ID: uuid.New(), Type: typ, OccurredAt: at, Hold: &event.Hold{
+		ID: uuid.New(), Status: "pending", FromAccountID: uuid.New(), FromUserID: uuid.New(),
+		ToAccountID: ptr(uuid.New()), ToUserID: ptr(uuid.New()), Amount: 700, Currency: "USD",
+		Description: "auth", ExpiresAt: at.Add(time.Hour), CreatedAt: at}}
+}
+
+func TestHoldEffects(t *testing.T) {
+	t.Run("hold events are decoded", func(t *testing.T) {
+		for _, typ := range []string{event.TypeHoldCreated, event.TypeHoldVoided, event.TypeHoldExpired} {
+			if _, err := Decode(encode(t, holdEvent(typ))); err != nil {
+				t.Errorf("%s refused: %v", typ, err)
+			}
+		}
+	})
+	t.Run("a hold event without its hold, owner or amount is poison", func(t *testing.T) {
+		for name, mutate := range map[string]func(*event.Event){
+			"no hold":    func(e *event.Event) { e.Hold = nil },
+			"no owner":   func(e *event.Event) { e.Hold.FromUserID = uuid.Nil },
+			"to, no one": func(e *event.Event) { e.Hold.ToUserID = nil },
+			"amount":     func(e *event.Event) { e.Hold.Amount = 0 },
+		} {
+			ev := holdEvent(event.TypeHoldCreated)
+			mutate(ev)
+			var perm *PermanentError
+			if _, err := Decode(encode(t, ev)); !errors.As(err, &perm) {
+				t.Errorf("%s: got %v, want a PermanentError", name, err)
+			}
+		}
+	})
+	t.Run("analytics count each hold event by its kind", func(t *testing.T) {
+		for typ, kind := range map[string]string{event.TypeHoldCreated: KindHold, event.TypeHoldVoided: KindHoldVoided,
+			event.TypeHoldExpired: KindHoldExpired} {
+			ev := holdEvent(typ)
+			row := RowOf(ev)
+			if row.Type != kind || row.TransactionID != ev.Hold.ID || row.Amount != 700 || row.Description != "auth" {
+				t.Errorf("%s: row %+v, want type %s with the hold's id, amount and description", typ, row, kind)
+			}
+		}
+	})
+	t.Run("a capture counts as a capture", func(t *testing.T) {
+		ev := transferEvent()
+		ev.Transaction.HoldID = ptr(uuid.New())
+		if row := RowOf(ev); row.Type != KindCapture {
+			t.Errorf("capture's row type %q, want %q", row.Type, KindCapture)
+		}
+		if tasks := TasksOf(ev); len(tasks) != 2 || tasks[0].Kind != "transfer_sent" || tasks[1].Kind != "transfer_received" {
+			t.Errorf("capture's tasks %+v, want both sides told as of a transfer", tasks)
+		}
+	})
+	t.Run("the payer's activity shows the money reserved and released", func(t *testing.T) {
+		created, voided := holdEvent(event.TypeHoldCreated), holdEvent(event.TypeHoldVoided)
+		a, v := ActivitiesOf(created), ActivitiesOf(voided)
+		if len(a) != 1 || a[0].UserID != created.Hold.FromUserID || a[0].Amount != -700 || a[0].Type != KindHold {
+			t.Errorf("hold activity %+v, want one item of -700 for the payer", a)
+		}
+		if len(v) != 1 || v[0].Amount != 700 || v[0].Type != KindHoldVoided {
+			t.Errorf("void activity %+v, want one item of +700", v)
+		}
+	})
+	t.Run("hold events notify no one", func(t *testing.T) {
+		if tasks := TasksOf(holdEvent(event.TypeHoldCreated)); len(tasks) != 0 {
+			t.Errorf("tasks %+v, want none", tasks)
+		}
+	})
+}
