@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"txn/internal/processor"
+	"txn/internal/testenv"
 )
 
 // holdJSON is a hold as the API answers it.
@@ -322,6 +324,69 @@ func TestHoldExpiry(t *testing.T) {
 	t.Run("one hold.expired event", func(t *testing.T) {
 		if n := outboxTypes(t, f, h.ID)["hold.expired"]; n != 1 {
 			t.Errorf("%d hold.expired events, want 1", n)
+		}
+	})
+}
+
+// TestHoldExpiryAcrossInstances has three processors on one database expire the same holds:
+// each hold is expired once, with one event, and its money released once.
+func TestHoldExpiryAcrossInstances(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for range 2 {
+		testenv.StartProcessor(t, func(c *processor.Config) {
+			c.MaxConns = 4
+			c.DatabaseURL, c.DirectURL, c.AdminToken = f.p.Config.DatabaseURL, f.p.Config.DirectURL, f.p.AdminToken
+		})
+	}
+	a := f.account(t, f.aUSD)
+	const holds = 200
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < holds; i += 8 {
+				r, err := f.ac.Do("POST", "/holds", obj("from_account_id", f.aUSD, "amount", 7, "currency", "USD", "expires_in_s", 1))
+				if err != nil || r.Status != http.StatusCreated {
+					t.Errorf("hold %d: %v %v", i, err, r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ctx := context.Background()
+	var pending int
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if err := f.db.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending'`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Run("every hold is expired", func(t *testing.T) {
+		var expired int
+		if err := f.db.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'expired'`).Scan(&expired); err != nil || expired != holds {
+			t.Errorf("%d expired, %d pending (%v), want %d expired", expired, pending, err, holds)
+		}
+		var late float64
+		_ = f.db.QueryRow(ctx, `SELECT extract(epoch FROM max(updated_at - expires_at)) FROM holds`).Scan(&late)
+		t.Logf("the latest expiry came %.2f s after its time", late)
+	})
+	t.Run("each with one event", func(t *testing.T) {
+		var events, distinct int
+		err := f.db.QueryRow(ctx, `SELECT count(*), count(DISTINCT payload->'hold'->>'id') FROM outbox WHERE payload->>'type' = 'hold.expired'`).Scan(&events, &distinct)
+		if err != nil || events != holds || distinct != holds {
+			t.Errorf("%d hold.expired events for %d holds (%v), want %d for %d", events, distinct, err, holds, holds)
+		}
+	})
+	t.Run("their money released once", func(t *testing.T) {
+		if got := f.account(t, f.aUSD); got != a {
+			t.Errorf("account %+v after the expiries, want %+v", got, a)
 		}
 	})
 }
