@@ -72,22 +72,39 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+batch_stats() { # -> "batches items seconds" so far, from the processor's metrics
+	curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '
+		/^ledger_batch_size_count/ { n = $2 } /^ledger_batch_size_sum/ { items = $2 }
+		/^ledger_batch_duration_seconds_sum/ { secs = $2 }
+		END { printf "%d %d %f\n", n, items, secs }'
+}
+
 bench() { # label, txbench flags...
 	local label=$1; shift
 	echo "== processor: $label" >&2
-	local pg0 pb0 pr0 n
-	pg0=$(ticks $(pg_pids)) pb0=$(ticks "$(bouncer_pid)") pr0=$(ticks $pid)
+	local pg0 pb0 pr0 n ready="$STATE/bench.ready"
+	rm -f "$ready"
 	"$STATE/bin/txbench" -url "http://127.0.0.1:$PORT" -token "$token" -clients "$CLIENTS" \
-		-duration "${DURATION}s" -warmup 0s "$@" >"$STATE/bench.last"
+		-duration "${DURATION}s" -warmup 0s -ready "$ready" "$@" >"$STATE/bench.last" &
+	local tb=$!
+	while [[ ! -e $ready ]] && kill -0 $tb 2>/dev/null; do sleep 0.05; done
+	# CPU from the end of the set-up (users, accounts, deposits) to the end of the load
+	pg0=$(ticks $(pg_pids)) pb0=$(ticks "$(bouncer_pid)") pr0=$(ticks $pid)
+	local b0 b1
+	b0=$(batch_stats)
+	wait $tb
+	b1=$(batch_stats)
 	cat "$STATE/bench.last" >&2
-	# CPU over the whole txbench run (setup included) per transfer measured
+	echo "$b0 $b1" | awk '{ n = $4 - $1; if (n > 0) printf "batches: %d, %.1f requests each, %.1f ms each on average\n", n, ($5 - $2) / n, ($6 - $3) * 1000 / n }' >&2
 	n=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' "$STATE/bench.last")
-	echo "CPU ms per 1000 transfers: processor $(per_k $(($(ticks $pid) - pr0)) "$n"), postgres $(per_k $(($(ticks $(pg_pids)) - pg0)) "$n"), pgbouncer $(per_k $(($(ticks "$(bouncer_pid)") - pb0)) "$n")" >&2
-	sed -n 's/^transfers\/s=\([0-9]*\).*/\1/p' "$STATE/bench.last"
+	local cpr cpg
+	cpr=$(per_k $(($(ticks $pid) - pr0)) "$n") cpg=$(per_k $(($(ticks $(pg_pids)) - pg0)) "$n")
+	echo "CPU ms per 1000 transfers: processor $cpr, postgres $cpg, pgbouncer $(per_k $(($(ticks "$(bouncer_pid)") - pb0)) "$n")" >&2
+	echo "$(sed -n 's/^transfers\/s=\([0-9]*\).*/\1/p' "$STATE/bench.last") $((cpr + cpg))"
 }
-uniform=$(bench "transfers among 1000 accounts, $CLIENTS clients" -hot 0 | tail -1)
-hot=$(bench "every transfer credits one hot account" -hot 1 | tail -1)
-curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -E '^ledger_batch_size_(sum|count)' || true
+read -r uniform uniform_cpu < <(bench "transfers among 1000 accounts, $CLIENTS clients" -hot 0 | tail -1)
+read -r hot _ < <(bench "every transfer credits one hot account" -hot 1 | tail -1)
+read -r holds holds_cpu < <(bench "a hold and its capture per transfer, among 1000 accounts" -hot 0 -holds | tail -1)
 
 echo
 echo "== summary (same run)"
@@ -95,3 +112,5 @@ printf 'pgbench TPC-B-like through PgBouncer: %.0f tps\n' "$pgbench_tps"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 printf 'processor transfers/s, uniform:      %s (%sx pgbench)\n' "$uniform" "$(ratio "$uniform" "$pgbench_tps")"
 printf 'processor transfers/s, hot account:  %s (%sx pgbench)\n' "$hot" "$(ratio "$hot" "$pgbench_tps")"
+printf 'hold+capture pairs/s, uniform:        %s (%sx the transfers/s; CPU per pair, processor+postgres, %sx a transfer'"'"'s)\n' \
+	"$holds" "$(ratio "$holds" "$uniform")" "$(ratio "$holds_cpu" "$uniform_cpu")"

@@ -26,6 +26,8 @@ type config struct {
 	duration, warmup time.Duration
 	hot              float64
 	batch            int
+	holds            bool
+	ready            string
 }
 
 func main() {
@@ -39,6 +41,8 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 3*time.Second, "unmeasured time before it")
 	flag.Float64Var(&c.hot, "hot", 0, "fraction of transfers that credit one hot account")
 	flag.IntVar(&c.batch, "batch", 0, "send transfers through /transactions/batch, this many per request (0: one per request)")
+	flag.StringVar(&c.ready, "ready", "", "create this file once set up, when the measured load starts")
+	flag.BoolVar(&c.holds, "holds", false, "move money as a hold and its capture (two requests) instead of a transfer")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "txbench:", err)
@@ -83,6 +87,18 @@ func call(ctx context.Context, base, token, path string, body any, out any) (int
 type account struct {
 	id  string
 	key string // the owner's API key
+}
+
+// holdAndCapture moves a transfer's money as a hold and then its capture.
+func holdAndCapture(ctx context.Context, c config, key string, transfer map[string]any) (int, error) {
+	delete(transfer, "type")
+	var h struct {
+		ID string `json:"id"`
+	}
+	if status, err := call(ctx, c.url, key, "/holds", transfer, &h); err != nil {
+		return status, err
+	}
+	return call(ctx, c.url, key, "/holds/"+h.ID+"/capture", map[string]any{}, nil)
 }
 
 // setup creates the users and accounts and funds every account through batch deposits.
@@ -137,6 +153,11 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "set up %d accounts in %s\n", len(accounts), time.Since(start).Round(time.Millisecond))
+	if c.ready != "" {
+		if err := os.WriteFile(c.ready, nil, 0o644); err != nil {
+			return err
+		}
+	}
 
 	var (
 		measuring atomic.Bool
@@ -174,9 +195,12 @@ func run(ctx context.Context, c config) error {
 				t0 := time.Now()
 				var status int
 				var err error
-				if c.batch > 0 {
+				switch {
+				case c.holds:
+					status, err = holdAndCapture(ctx, c, from.key, items[0])
+				case c.batch > 0:
 					status, err = call(ctx, c.url, from.key, "/transactions/batch", map[string]any{"transactions": items}, nil)
-				} else {
+				default:
 					status, err = call(ctx, c.url, from.key, "/transactions", items[0], nil)
 				}
 				d := time.Since(t0)
@@ -215,8 +239,8 @@ func run(ctx context.Context, c config) error {
 	}
 	errsByStatus := map[string]int64{}
 	statuses.Range(func(k, v any) bool { errsByStatus[fmt.Sprint(k)] = v.(*atomic.Int64).Load(); return true })
-	fmt.Printf("transfers/s=%.0f ok=%d failed=%d clients=%d batch=%d hot=%.2f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%v\n",
-		float64(ok.Load())/elapsed.Seconds(), ok.Load(), fail.Load(), c.clients, c.batch, c.hot,
+	fmt.Printf("transfers/s=%.0f ok=%d failed=%d clients=%d batch=%d hot=%.2f holds=%v p50_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%v\n",
+		float64(ok.Load())/elapsed.Seconds(), ok.Load(), fail.Load(), c.clients, c.batch, c.hot, c.holds,
 		pct(0.50), pct(0.99), pct(1), errsByStatus)
 	return nil
 }

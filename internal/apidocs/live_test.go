@@ -10,12 +10,14 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	validator "github.com/pb33f/libopenapi-validator"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -29,6 +31,7 @@ import (
 type liveCheck struct {
 	t      *testing.T
 	base   string
+	model  *v3.Document
 	v      validator.Validator
 	loose  validator.Validator // without strict mode, for answers a schema cannot list whole
 	ops    *http.ServeMux      // the spec's operations, to tell which one a request exercised
@@ -38,9 +41,9 @@ type liveCheck struct {
 
 func newLiveCheck(t *testing.T, base string, spec []byte) *liveCheck {
 	t.Helper()
-	_, _, v := openSpec(t, spec)
+	_, model, v := openSpec(t, spec)
 	_, _, loose := openSpec(t, spec, false)
-	c := &liveCheck{t: t, base: base, v: v, loose: loose, ops: http.NewServeMux(), seen: map[string][]int{},
+	c := &liveCheck{t: t, base: base, model: model, v: v, loose: loose, ops: http.NewServeMux(), seen: map[string][]int{},
 		client: &http.Client{Timeout: 30 * time.Second}}
 	ops, err := apidocs.Operations(spec)
 	if err != nil {
@@ -148,6 +151,34 @@ func (c *liveCheck) check(cl call, resp *http.Response, body []byte) {
 	}
 	_, pattern := c.ops.Handler(cl.request(c.base))
 	c.seen[pattern] = append(c.seen[pattern], resp.StatusCode)
+	c.headersDeclared(what, pattern, resp)
+}
+
+// apiHeaders are the headers of the API's own that answers may carry.
+var apiHeaders = []string{"Idempotent-Replayed", "Retry-After"}
+
+// headersDeclared fails the test when an answer carries one of apiHeaders that the spec does
+// not declare for the operation and status: strict mode only reports undeclared headers of an
+// answer that declares some.
+func (c *liveCheck) headersDeclared(what, pattern string, resp *http.Response) {
+	c.t.Helper()
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		return
+	}
+	var declared *v3.Response
+	if item := c.model.Paths.PathItems.GetOrZero(strings.ReplaceAll(path, "{$}", "")); item != nil {
+		if op := item.GetOperations().GetOrZero(strings.ToLower(method)); op != nil && op.Responses != nil {
+			if declared = op.Responses.Codes.GetOrZero(strconv.Itoa(resp.StatusCode)); declared == nil {
+				declared = op.Responses.Default
+			}
+		}
+	}
+	for _, name := range apiHeaders {
+		if resp.Header.Get(name) != "" && (declared == nil || declared.Headers == nil || declared.Headers.GetOrZero(name) == nil) {
+			c.t.Errorf("%s: the answer carries %s, which the spec does not declare for it", what, name)
+		}
+	}
 }
 
 // do sends, checks and returns the answer's body.
@@ -253,6 +284,8 @@ func TestProcessorAnswersMatchSpec(t *testing.T) {
 	aliceKey := secrets.APIKey
 	bobBody := c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 201, body: map[string]any{"name": "Bob", "email": "bob@example.com"}})
 	bob := id(t, bobBody)
+	_ = json.Unmarshal(bobBody, &secrets)
+	bobKey := secrets.APIKey
 	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 409, body: map[string]any{"name": "Alice 2", "email": "alice@example.com"}})
 	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 400, invalid: true, body: map[string]any{"name": "X", "email": "not an address"}})
 	c.do(call{method: "POST", path: "/api/v1/users", token: admin, want: 400, invalid: true, body: map[string]any{"name": "X", "email": "x@example.com", "nickname": "x"}})
@@ -384,6 +417,102 @@ func TestProcessorAnswersMatchSpec(t *testing.T) {
 	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/statement" + period, token: aliceKey, want: 200, headers: []string{"Accept", "text/csv"}})
 	c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD + "/statement?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", token: aliceKey, want: 400})
 	c.do(call{method: "GET", path: "/api/v1/accounts/" + unknown + "/statement" + period, token: admin, want: 404})
+
+	// --- holds ---
+	type holdJSON struct {
+		ID             string `json:"id"`
+		Status         string `json:"status"`
+		CapturedAmount int64  `json:"captured_amount"`
+	}
+	var h holdJSON
+	// One that expires at once, looked at after the others.
+	expiring := id(t, c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 201,
+		body: map[string]any{"from_account_id": aUSD, "amount": 1, "currency": "USD", "expires_in_s": 1}}))
+	hotel := map[string]any{"from_account_id": aUSD, "to_account_id": bUSD, "amount": 700, "currency": "USD", "description": "Hotel", "expires_in_s": 600}
+	holdID := id(t, c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 201, body: hotel, headers: []string{"Idempotency-Key", "hotel-1"}}))
+	resp, body = c.send(call{method: "POST", path: "/api/v1/holds", token: aliceKey, body: hotel, headers: []string{"Idempotency-Key", "hotel-1"}})
+	c.check(call{method: "POST", path: "/api/v1/holds", token: aliceKey, body: hotel, headers: []string{"Idempotency-Key", "hotel-1"}, want: 201}, resp, body)
+	if resp.Header.Get("Idempotent-Replayed") != "true" || id(t, body) != holdID {
+		t.Errorf("a repeated hold with the same key was not replayed: %v %s", resp.Header, body)
+	}
+	var acc struct{ Balance, Available int64 }
+	_ = json.Unmarshal(c.do(call{method: "GET", path: "/api/v1/accounts/" + aUSD, token: aliceKey, want: 200}), &acc)
+	if acc.Available > acc.Balance-700 {
+		t.Errorf("account with a pending hold of 700: balance %d, available %d", acc.Balance, acc.Available)
+	}
+	c.do(call{method: "GET", path: "/api/v1/holds/" + holdID, token: aliceKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/holds/" + holdID, token: bobKey, want: 200})
+	c.do(call{method: "GET", path: "/api/v1/holds/" + unknown, token: admin, want: 404})
+	c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 422,
+		body: map[string]any{"from_account_id": aUSD, "amount": 1_000_000_000, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 422,
+		body: map[string]any{"from_account_id": frozen, "amount": 1, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 404,
+		body: map[string]any{"from_account_id": bUSD, "to_account_id": aUSD, "amount": 1, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 400, invalid: true,
+		body: map[string]any{"from_account_id": aUSD, "amount": 1, "currency": "USD", "expires_in_s": 0}})
+	c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 400, invalid: true,
+		body: map[string]any{"type": "transfer", "from_account_id": aUSD, "amount": 1, "currency": "USD"}})
+	c.do(call{method: "POST", path: "/api/v1/holds/" + holdID + "/capture", token: bobKey, want: 404, body: map[string]any{}})
+	c.do(call{method: "POST", path: "/api/v1/holds/" + holdID + "/capture", token: aliceKey, want: 422, body: map[string]any{"amount": 701}})
+	c.do(call{method: "POST", path: "/api/v1/holds/" + holdID + "/capture", token: aliceKey, want: 400, invalid: true, body: map[string]any{"amount": 0}})
+	var captured struct {
+		Type   string `json:"type"`
+		Amount int64  `json:"amount"`
+		HoldID string `json:"hold_id"`
+	}
+	_ = json.Unmarshal(c.do(call{method: "POST", path: "/api/v1/holds/" + holdID + "/capture", token: aliceKey, want: 201,
+		body: map[string]any{"amount": 500}, headers: []string{"Idempotency-Key", "hotel-capture"}}), &captured)
+	if captured.Type != "transfer" || captured.Amount != 500 || captured.HoldID != holdID {
+		t.Errorf("capture of 500 of hold %s answered %+v, want a transfer of 500 naming the hold", holdID, captured)
+	}
+	c.do(call{method: "POST", path: "/api/v1/holds/" + holdID + "/capture", token: aliceKey, want: 409})
+	_ = json.Unmarshal(c.do(call{method: "GET", path: "/api/v1/holds/" + holdID, token: admin, want: 200}), &h)
+	if h.Status != "captured" || h.CapturedAmount != 500 {
+		t.Errorf("hold after a capture of 500: %+v", h)
+	}
+	voided := id(t, c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 201, loose: true,
+		body: map[string]any{"from_account_id": aUSD, "amount": 300, "currency": "USD", "metadata": map[string]string{"order_id": "H-1"}}}))
+	c.do(call{method: "POST", path: "/api/v1/holds/" + voided + "/void", token: bobKey, want: 404})
+	_ = json.Unmarshal(c.do(call{method: "POST", path: "/api/v1/holds/" + voided + "/void", token: aliceKey, want: 200, loose: true}), &h)
+	if h.Status != "voided" {
+		t.Errorf("voided hold: %+v", h)
+	}
+	again := call{method: "POST", path: "/api/v1/holds/" + voided + "/void", token: aliceKey, want: 409, headers: []string{"Idempotency-Key", "void-again"}}
+	c.do(again)
+	resp, body = c.send(again)
+	c.check(again, resp, body)
+	if resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("a repeated void with the same key was not replayed: %v %s", resp.Header, body)
+	}
+	c.do(call{method: "POST", path: "/api/v1/holds/" + voided + "/capture", token: aliceKey, want: 409})
+	c.do(call{method: "POST", path: "/api/v1/holds/" + unknown + "/void", token: admin, want: 404})
+	whole := id(t, c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 201,
+		body: map[string]any{"from_account_id": aUSD, "amount": 200, "currency": "USD"}}))
+	_ = json.Unmarshal(c.do(call{method: "POST", path: "/api/v1/holds/" + whole + "/capture", token: admin, want: 201}), &captured)
+	if captured.Type != "withdrawal" || captured.Amount != 200 || captured.HoldID != whole {
+		t.Errorf("capture of hold %s without a body answered %+v, want a withdrawal of all 200 naming the hold", whole, captured)
+	}
+	// An account with a pending hold and a zero balance cannot be closed until the hold is gone.
+	closing := id(t, c.do(call{method: "POST", path: "/api/v1/accounts", token: admin, want: 201, body: map[string]any{"user_id": alice, "currency": "USD", "overdraft_limit": 100}}))
+	onCredit := id(t, c.do(call{method: "POST", path: "/api/v1/holds", token: aliceKey, want: 201,
+		body: map[string]any{"from_account_id": closing, "amount": 50, "currency": "USD"}}))
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + closing, token: admin, want: 409, body: map[string]any{"status": "closed"}})
+	c.do(call{method: "POST", path: "/api/v1/holds/" + onCredit + "/void", token: admin, want: 200})
+	c.do(call{method: "PATCH", path: "/api/v1/accounts/" + closing, token: admin, want: 200, body: map[string]any{"status": "closed"}})
+	// The processor expires a hold within seconds of its time; it then takes no capture.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, body := c.send(call{method: "GET", path: "/api/v1/holds/" + expiring, token: aliceKey})
+		_ = json.Unmarshal(body, &h)
+		if h.Status == "expired" || time.Now().After(deadline) {
+			break
+		}
+	}
+	_ = json.Unmarshal(c.do(call{method: "GET", path: "/api/v1/holds/" + expiring, token: aliceKey, want: 200}), &h)
+	if h.Status != "expired" {
+		t.Errorf("a hold of 1 s is still %q 20 s later", h.Status)
+	}
+	c.do(call{method: "POST", path: "/api/v1/holds/" + expiring + "/void", token: aliceKey, want: 409})
 
 	// --- read models and admin ---
 	for _, model := range []string{"activity", "notifications"} {

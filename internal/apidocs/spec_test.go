@@ -234,6 +234,12 @@ func TestReadModelItemsMatchSpec(t *testing.T) {
 				Currency: "USD", AccountID: uuid.New(), CounterpartyAccountID: &other, CreatedAt: now},
 			pipeline.Activity{ID: "a2", EventID: uuid.New(), TransactionID: uuid.New(), Type: "deposit", Amount: 100,
 				Currency: "EUR", AccountID: uuid.New(), CreatedAt: now},
+			pipeline.Activity{ID: "a3", EventID: uuid.New(), TransactionID: uuid.New(), Type: pipeline.KindHold, Amount: -700,
+				Currency: "USD", AccountID: uuid.New(), CounterpartyAccountID: &other, CreatedAt: now},
+			pipeline.Activity{ID: "a4", EventID: uuid.New(), TransactionID: uuid.New(), Type: pipeline.KindHoldExpired, Amount: 700,
+				Currency: "USD", AccountID: uuid.New(), CreatedAt: now},
+			pipeline.Activity{ID: "a5", EventID: uuid.New(), TransactionID: uuid.New(), Type: pipeline.KindCapture, Amount: -500,
+				Currency: "USD", AccountID: uuid.New(), CounterpartyAccountID: &other, CreatedAt: now},
 		},
 		"Notification": {
 			notify.Notification{ID: uuid.New(), TransactionID: uuid.New(), Kind: "transfer_sent", Message: "Transfer of 25.00 USD sent",

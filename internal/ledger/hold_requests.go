@@ -67,35 +67,24 @@ func (s *Service) Hold(ctx context.Context, c Caller, id uuid.UUID) (*Hold, erro
 }
 
 // CaptureHold moves amount (0: all) of a pending hold through group commit and releases the
-// rest. The admin or the owner of the hold's from account may. Errors: validation_failed,
-// not_found, and, as the request's result, hold_not_pending, amount_exceeds_hold,
-// account_frozen.
+// rest. The admin or the owner of the hold's from account may. Errors: validation_failed, and,
+// as the request's result, not_found, hold_not_pending, amount_exceeds_hold, account_frozen.
 func (s *Service) CaptureHold(ctx context.Context, c Caller, id uuid.UUID, amount int64, key, requestID string) (*Pending, error) {
 	if amount < 0 || amount > MaxAmount {
 		return nil, Invalid(FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
 	}
-	return s.settleHold(ctx, c, id, TxRequest{Type: HoldCapture, Amount: amount}, key, requestID)
+	return s.settleHold(ctx, c, TxRequest{Type: HoldCapture, Hold: id, Amount: amount}, key, requestID)
 }
 
 // VoidHold releases a pending hold through group commit. The admin or the owner of the hold's
-// from account may. Errors: not_found, and, as the request's result, hold_not_pending.
+// from account may. Errors, as the request's result: not_found, hold_not_pending.
 func (s *Service) VoidHold(ctx context.Context, c Caller, id uuid.UUID, key, requestID string) (*Pending, error) {
-	return s.settleHold(ctx, c, id, TxRequest{Type: HoldVoid}, key, requestID)
+	return s.settleHold(ctx, c, TxRequest{Type: HoldVoid, Hold: id}, key, requestID)
 }
 
-// settleHold submits req against hold id, naming the hold's accounts so the batch locks them
-// (a hold's accounts never change); who may settle it is decided under that lock.
-func (s *Service) settleHold(ctx context.Context, c Caller, id uuid.UUID, req TxRequest, key, requestID string) (*Pending, error) {
-	h, owners, err := s.store.Hold(ctx, id)
-	if err == ErrNotFound || (err == nil && !c.Admin && (len(owners) == 0 || owners[0] != c.UserID)) {
-		return nil, notFound("hold", id)
-	} else if err != nil {
-		return nil, err
-	}
-	req.Hold, req.From, req.Currency = id, h.FromAccountID, h.Currency
-	if h.ToAccountID != nil {
-		req.To = *h.ToAccountID
-	}
+// settleHold submits req, which names only its hold: the batch locks the hold's accounts and
+// decides, under that lock, whether the caller may settle it.
+func (s *Service) settleHold(ctx context.Context, c Caller, req TxRequest, key, requestID string) (*Pending, error) {
 	p := &Pending{Caller: c, Req: req, Key: key, RequestID: requestID}
 	return p, s.batcher.Submit(ctx, []*Pending{p})
 }
@@ -110,11 +99,7 @@ func (s *Service) ExpireHolds(ctx context.Context, limit int) (int, error) {
 	}
 	items := make([]*Pending, len(due))
 	for i, h := range due {
-		req := TxRequest{Type: HoldExpire, Hold: h.ID, From: h.FromAccountID, Currency: h.Currency}
-		if h.ToAccountID != nil {
-			req.To = *h.ToAccountID
-		}
-		items[i] = &Pending{Caller: Caller{Admin: true}, Req: req, RequestID: "hold-expiry"}
+		items[i] = &Pending{Caller: Caller{Admin: true}, Req: TxRequest{Type: HoldExpire, Hold: h.ID}, RequestID: "hold-expiry"}
 	}
 	if err := s.batcher.Submit(ctx, items); err != nil {
 		return 0, err

@@ -85,7 +85,7 @@ func (a *applier) createHold(p *Pending) (*Hold, *Error) {
 // hold the caller may not debit.
 func (a *applier) pendingHold(p *Pending) (*Hold, *AccountState, *Error) {
 	h := a.st.Holds[p.Req.Hold]
-	if h == nil || h.FromAccountID != p.Req.From {
+	if h == nil {
 		return nil, nil, Errorf(CodeNotFound, "hold %s not found", p.Req.Hold)
 	}
 	from := a.st.Accounts[h.FromAccountID]

@@ -26,11 +26,7 @@ func holdBook(t *testing.T) (*book, *Hold) {
 }
 
 func settle(c Caller, typ TxType, h *Hold, amount int64) *Pending {
-	r := TxRequest{Type: typ, Hold: h.ID, From: h.FromAccountID, Currency: h.Currency, Amount: amount}
-	if h.ToAccountID != nil {
-		r.To = *h.ToAccountID
-	}
-	return pending(c, "", r)
+	return pending(c, "", TxRequest{Type: typ, Hold: h.ID, Amount: amount}) // as the service sends them
 }
 
 func TestApplyHolds(t *testing.T) {

@@ -113,9 +113,9 @@ func AccountIDs(batch []*Pending) []uuid.UUID {
 		r := p.Req
 		add(r.From)
 		add(r.To)
-		switch {
-		case r.Type == Transfer, r.Type == HoldCreate, r.Type == HoldVoid, r.Type == HoldExpire:
-		case r.Type == HoldCapture && r.To != uuid.Nil: // captured as a transfer
+		switch r.Type {
+		case Transfer, HoldCreate:
+		case HoldCapture, HoldVoid, HoldExpire: // they name only their hold: the store adds its accounts
 		default:
 			add(ExternalAccountID(r.Currency))
 		}

@@ -57,7 +57,7 @@ const (
 	sqlClaimKeys    = `SELECT * FROM ledger_claim_keys($1, $2, $3)`
 	sqlLockAccounts = `SELECT * FROM ledger_lock_accounts($1)`
 	sqlWrite        = `SELECT ledger_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-		$15, $16, $17, $18, $19, $20, $21, $22, $23)`
+		$15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`
 )
 
 // stateReads says which of the optional reads round trip 1 queued.
@@ -89,7 +89,12 @@ func stateQueries(batch []*ledger.Pending) (*pgx.Batch, stateReads) {
 		}
 		b.Queue(sqlClaimKeys, scopes, names, hashes)
 	}
-	b.Queue(sqlLockAccounts, rawIDs(ledger.AccountIDs(batch)))
+	settled, captured := holdIDs(batch)
+	if len(settled) > 0 {
+		b.Queue(sqlLockAccountsForHolds, rawIDs(ledger.AccountIDs(batch)), rawIDs(settled), rawIDs(captured))
+	} else {
+		b.Queue(sqlLockAccounts, rawIDs(ledger.AccountIDs(batch)))
+	}
 	// The transactions being reversed and how much of each was reversed already, read after
 	// the lock on both their accounts, which every reversal of them takes too.
 	var reversed []uuid.UUID
@@ -102,11 +107,10 @@ func stateQueries(batch []*ledger.Pending) (*pgx.Batch, stateReads) {
 		b.Queue(`SELECT t.id, t.amount, (SELECT coalesce(sum(r.amount), 0) FROM transactions r WHERE r.reverses = t.id)::bigint
 			FROM transactions t WHERE t.id = ANY($1)`, rawIDs(reversed))
 	}
-	holds := holdIDs(batch)
-	if len(holds) > 0 {
-		b.Queue(sqlReadHolds, rawIDs(holds))
+	if len(settled) > 0 {
+		b.Queue(sqlReadHolds, rawIDs(settled))
 	}
-	return b, stateReads{keys: len(refs) > 0, reversals: len(reversed) > 0, holds: len(holds) > 0}
+	return b, stateReads{keys: len(refs) > 0, reversals: len(reversed) > 0, holds: len(settled) > 0}
 }
 
 func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err error) {
@@ -348,10 +352,11 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 	txID, typ, cur, desc := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n)
 	from, to := make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 	amount := make([]int64, n)
-	meta := make([]*string, n) // NULL for none, most of the time
+	meta := make([]*string, n)    // NULL for none, most of the time
+	hold := make([]*uuid.UUID, n) // a capture's hold
 	for i, t := range plan.Transactions {
-		txID[i], typ[i], from[i], to[i], amount[i], cur[i], desc[i] =
-			t.ID, string(t.Type), t.FromAccountID, t.ToAccountID, t.Amount, t.Currency, t.Description
+		txID[i], typ[i], from[i], to[i], amount[i], cur[i], desc[i], hold[i] =
+			t.ID, string(t.Type), t.FromAccountID, t.ToAccountID, t.Amount, t.Currency, t.Description, t.HoldID
 		if len(t.Metadata) > 0 {
 			b, err := json.Marshal(map[string]string(t.Metadata))
 			if err != nil {
@@ -393,7 +398,7 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 			kCode[i], kDetail[i] = &code, &e.Detail
 		}
 	}
-	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc, meta,
+	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc, meta, rawNullIDs(hold),
 		rawIDs(eTx), rawIDs(eAcc), eAmt, eAfter, rawIDs(bID), bBal, rawIDs(evID), evKey, evPayload,
 		kScope, kKey, rawNullIDs(kTx), kCode, kDetail}, nil
 }

@@ -55,19 +55,25 @@ func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]ledge
 	})
 }
 
-// holdIDs lists the holds the batch's requests capture, void or expire.
-func holdIDs(batch []*ledger.Pending) []uuid.UUID {
-	var ids []uuid.UUID
+// holdIDs lists the holds the batch's requests capture, void or expire, and those captured.
+func holdIDs(batch []*ledger.Pending) (settled, captured []uuid.UUID) {
 	for _, p := range batch {
 		switch p.Req.Type {
-		case ledger.HoldCapture, ledger.HoldVoid, ledger.HoldExpire:
-			ids = append(ids, p.Req.Hold)
+		case ledger.HoldCapture:
+			captured = append(captured, p.Req.Hold)
+			settled = append(settled, p.Req.Hold)
+		case ledger.HoldVoid, ledger.HoldExpire:
+			settled = append(settled, p.Req.Hold)
 		}
 	}
-	return ids
+	return settled, captured
 }
 
-// sqlReadHolds reads the holds a batch settles, after their from accounts were locked.
+// sqlLockAccountsForHolds locks a batch's accounts and those of the holds it settles, which
+// its requests do not name (migration 00009).
+const sqlLockAccountsForHolds = `SELECT * FROM ledger_lock_accounts_for_holds($1, $2, $3)`
+
+// sqlReadHolds reads the holds a batch settles, after their accounts were locked.
 const sqlReadHolds = `SELECT ` + holdColumns + ` FROM holds h WHERE h.id = ANY($1)`
 
 // readHolds reads sqlReadHolds' answer into st.
@@ -90,7 +96,7 @@ func readHolds(br pgx.BatchResults, st *ledger.BatchState) error {
 
 // sqlWriteHolds is the hold side of a batch's writes (migration 00009).
 const sqlWriteHolds = `SELECT ledger_write_holds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-	$15, $16, $17, $18, $19, $20)`
+	$15, $16, $17, $18)`
 
 // writesHolds reports whether the plan has a hold side to write.
 func writesHolds(plan *ledger.Plan) bool { return len(plan.Holds) > 0 || len(plan.HoldSets) > 0 }
@@ -129,12 +135,6 @@ func holdArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 			bal = append(bal, nil)
 		}
 	}
-	var capTx, capHold []uuid.UUID
-	for _, t := range plan.Transactions {
-		if t.HoldID != nil {
-			capTx, capHold = append(capTx, t.ID), append(capHold, *t.HoldID)
-		}
-	}
 	kScope, kKey, kHold := []string{}, []string{}, []uuid.UUID{}
 	for _, kw := range plan.Keys {
 		if h := kw.Record.Hold; h != nil {
@@ -142,6 +142,6 @@ func holdArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 		}
 	}
 	return []any{now, rawIDs(id), rawIDs(from), rawNullIDs(to), amount, cur, desc, meta, expires,
-		rawIDs(setID), setStatus, setCaptured, rawIDs(heldID), held, bal, rawIDs(capTx), rawIDs(capHold),
+		rawIDs(setID), setStatus, setCaptured, rawIDs(heldID), held, bal,
 		kScope, kKey, rawIDs(kHold)}, nil
 }
