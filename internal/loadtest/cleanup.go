@@ -26,9 +26,10 @@ type RunLedger interface {
 	Purge(ctx context.Context, tag string) (ledger.PurgeResult, error)
 }
 
-// Cleanup removes run id's users, accounts and transactions: first from the read models (which
-// need the users' ids, listed by the run's tag), then from the processor with a purge by the
-// tag, so a cleanup that failed half way finds the users again when repeated. The pipeline
+// Cleanup removes run id's users, accounts, holds and transactions (its holds' analytics rows
+// carry the run's prefix as its transactions' do): first from the read models (which need the
+// users' ids, listed by the run's tag), then from the processor with a purge by the tag, so a
+// cleanup that failed half way finds the users again when repeated. The pipeline
 // may still deliver the run's last events meanwhile (notifications lag behind the ledger), so
 // once the users are gone, which makes the notifier drop their tasks, the activity and the
 // inbox are swept once more. progress, if set, hears of each step as it begins.

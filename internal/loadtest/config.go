@@ -1,8 +1,8 @@
 // Package loadtest is the load tester's domain and HTTP API: a run's configuration, how it
 // prepares users and accounts through the processor's public API, drives an open-loop mix of
-// transfers, deposits and withdrawals at it (internal/loadgen), verifies the money afterwards
-// and cleans up. It imports no driver: live state, history and the read models it checks and
-// cleans are ports the wiring (internal/loadtest/app) fills.
+// transfers, deposits, withdrawals, reads and holds at it (internal/loadgen), verifies the
+// money afterwards and cleans up. It imports no driver: live state, history and the read
+// models it checks and cleans are ports the wiring (internal/loadtest/app) fills.
 package loadtest
 
 import (
@@ -26,6 +26,9 @@ type Mix struct {
 	Deposit    float64 `json:"deposit"`
 	Withdrawal float64 `json:"withdrawal"`
 	Read       float64 `json:"read"` // GET of an account and its entries
+	// Hold reserves money on one account for another, then captures part of it or voids it:
+	// two requests timed as one operation.
+	Hold float64 `json:"hold"`
 }
 
 // Stage moves the rate linearly from the previous stage's rate (0 at the start) to Rate over
@@ -151,23 +154,7 @@ func (c Config) Validate() error {
 		bad("name", fmt.Sprintf("must be at most %d characters, none of them control characters", MaxNameLength))
 	}
 	f = append(f, validateThresholds(c.Thresholds, c.DurationS)...)
-	if m := c.Mix; m != nil {
-		shares := []struct {
-			name string
-			v    float64
-		}{{"transfer", m.Transfer}, {"deposit", m.Deposit}, {"withdrawal", m.Withdrawal}, {"read", m.Read}}
-		for _, s := range shares {
-			if !(s.v >= 0 && s.v <= 1) {
-				bad("mix."+s.name, "must be from 0 to 1")
-			}
-		}
-		if sum := m.Transfer + m.Deposit + m.Withdrawal + m.Read; math.Abs(sum-1) > 1e-6 {
-			bad("mix", "shares must sum to 1, got "+strconv.FormatFloat(sum, 'g', 6, 64))
-		}
-		if m.Transfer > 0 && c.Users == 1 && c.AccountsPerUser == 1 {
-			bad("mix.transfer", "transfers need at least 2 accounts (users × accounts_per_user)")
-		}
-	}
+	f = append(f, c.validateMix()...)
 	if c.InitialBalance < 0 || c.InitialBalance > ledger.MaxAmount {
 		bad("initial_balance", fmt.Sprintf("must be an integer from 0 to %d", ledger.MaxAmount))
 	}
@@ -190,6 +177,35 @@ func (c Config) Validate() error {
 		return apierr.Invalid(apierr.FieldError{Field: "rate", Message: err.Error()})
 	}
 	return nil
+}
+
+// validateMix checks the mix's shares, and that an operation with two sides has two accounts.
+func (c Config) validateMix() []apierr.FieldError {
+	m := c.Mix
+	if m == nil {
+		return nil
+	}
+	var f []apierr.FieldError
+	bad := func(field, msg string) { f = append(f, apierr.FieldError{Field: field, Message: msg}) }
+	shares := []struct {
+		name string
+		v    float64
+	}{{"transfer", m.Transfer}, {"deposit", m.Deposit}, {"withdrawal", m.Withdrawal}, {"read", m.Read}, {"hold", m.Hold}}
+	for _, s := range shares {
+		if !(s.v >= 0 && s.v <= 1) {
+			bad("mix."+s.name, "must be from 0 to 1")
+		}
+	}
+	if sum := m.Transfer + m.Deposit + m.Withdrawal + m.Read + m.Hold; math.Abs(sum-1) > 1e-6 {
+		bad("mix", "shares must sum to 1, got "+strconv.FormatFloat(sum, 'g', 6, 64))
+	}
+	if m.Transfer > 0 && c.Users == 1 && c.AccountsPerUser == 1 {
+		bad("mix.transfer", "transfers need at least 2 accounts (users × accounts_per_user)")
+	}
+	if m.Hold > 0 && c.Users == 1 && c.AccountsPerUser == 1 {
+		bad("mix.hold", "holds need at least 2 accounts (users × accounts_per_user)")
+	}
+	return f
 }
 
 // validateStages checks the stages and that rate and duration_s, if given, are their peak and
@@ -246,7 +262,8 @@ func (c Config) Schedule() (loadgen.Schedule, error) {
 	return loadgen.Stages(stages)
 }
 
-// ParseMix parses "transfer=0.8,deposit=0.1,withdrawal=0.1"; operations left out get 0.
+// ParseMix parses "transfer=0.8,deposit=0.1,withdrawal=0.1" (and read=, hold=); operations
+// left out get 0.
 func ParseMix(s string) (Mix, error) {
 	var m Mix
 	seen := map[string]bool{}
@@ -273,8 +290,10 @@ func ParseMix(s string) (Mix, error) {
 			m.Withdrawal = v
 		case "read":
 			m.Read = v
+		case "hold":
+			m.Hold = v
 		default:
-			return m, fmt.Errorf("mix %q: unknown operation %q (transfer, deposit, withdrawal, read)", s, name)
+			return m, fmt.Errorf("mix %q: unknown operation %q (transfer, deposit, withdrawal, read, hold)", s, name)
 		}
 	}
 	return m, nil

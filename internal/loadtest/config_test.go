@@ -53,8 +53,10 @@ func TestConfigValidation(t *testing.T) {
 		{"negative ramp-up", func(c *Config) { c.RampUpS = -1 }, []string{"ramp_up_s"}},
 		{"mix over 1", func(c *Config) { c.Mix = &Mix{Transfer: 0.8, Deposit: 0.2, Withdrawal: 0.1} }, []string{"mix"}},
 		{"mix under 1", func(c *Config) { c.Mix = &Mix{Transfer: 0.5} }, []string{"mix"}},
-		{"negative share", func(c *Config) { c.Mix = &Mix{Transfer: 1.2, Deposit: -0.2} }, []string{"mix.transfer", "mix.deposit"}},
+		{"negative share", func(c *Config) { c.Mix = &Mix{Transfer: 1.3, Deposit: -0.2, Hold: -0.1} }, []string{"mix.transfer", "mix.deposit", "mix.hold"}},
 		{"transfers need two accounts", func(c *Config) { c.Users = 1 }, []string{"mix.transfer"}},
+		{"holds count in the sum", func(c *Config) { c.Mix.Hold = 0.1 }, []string{"mix"}},
+		{"holds need two accounts", func(c *Config) { c.Users, c.Mix = 1, &Mix{Deposit: 0.5, Hold: 0.5} }, []string{"mix.hold"}},
 		{"negative balance", func(c *Config) { c.InitialBalance = -1 }, []string{"initial_balance"}},
 		{"unknown currency", func(c *Config) { c.Currency = "XYZ" }, []string{"currency"}},
 		{"lowercase currency", func(c *Config) { c.Currency = "usd" }, []string{"currency"}},
@@ -85,6 +87,10 @@ func TestConfigValidation(t *testing.T) {
 	if err := c.WithDefaults().Validate(); err != nil {
 		t.Errorf("one account without transfers: %v", err)
 	}
+	c.Users, c.Mix = 2, &Mix{Transfer: 0.5, Deposit: 0.1, Withdrawal: 0.1, Read: 0.1, Hold: 0.2}
+	if err := c.WithDefaults().Validate(); err != nil {
+		t.Errorf("a mix with holds: %v", err)
+	}
 }
 
 func TestParseMix(t *testing.T) {
@@ -95,7 +101,10 @@ func TestParseMix(t *testing.T) {
 	if m, err := ParseMix("deposit=1"); err != nil || m != (Mix{Deposit: 1}) {
 		t.Errorf("one operation: %+v, %v", m, err)
 	}
-	for _, bad := range []string{"", "transfer", "transfer=x", "refund=1", "transfer=0.5,transfer=0.5"} {
+	if m, err := ParseMix("transfer=0.5,read=0.2,hold=0.3"); err != nil || m != (Mix{Transfer: 0.5, Read: 0.2, Hold: 0.3}) {
+		t.Errorf("reads and holds: %+v, %v", m, err)
+	}
+	for _, bad := range []string{"", "transfer", "transfer=x", "refund=1", "transfer=0.5,transfer=0.5", "hold=0.5,hold=0.5"} {
 		if _, err := ParseMix(bad); err == nil {
 			t.Errorf("ParseMix(%q) accepted", bad)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,6 +67,7 @@ type Execution struct {
 	usersDone, accountsDone, depositsDone      atomic.Int64
 	seededAmount, seededCount                  atomic.Int64
 	deposited, withdrawn, accepted, unresolved atomic.Int64
+	holds                                      holdStats
 	ambiguousMu                                sync.Mutex
 	ambiguous                                  []uint64
 	ambiguousTotal                             atomic.Int64
@@ -326,29 +326,27 @@ func (x *Execution) account(pk Pick) {
 }
 
 func (x *Execution) work(ctx context.Context, seq uint64) loadgen.Outcome {
-	var pk Pick
+	pk := x.picker.Pick(seq)
 	var a Answer
-	if pk = x.picker.Pick(seq); pk.Op == OpRead {
+	ambiguous := false
+	switch pk.Op {
+	case OpRead: // a read changes nothing: there is nothing to settle
 		acct := x.accounts[pk.From]
 		a = x.gen.Read(ctx, x.users[acct.owner].APIKey, acct.id)
-	} else {
-		var token, key string
-		var body []byte
-		pk, token, key, body = x.request(seq)
-		a = x.gen.Send(ctx, token, key, body)
-	}
-	switch {
-	case a.Status == http.StatusCreated:
-		x.account(pk)
-	case pk.Op != OpRead && a.Ambiguous(): // a read changes nothing: there is nothing to settle
-		x.ambiguousTotal.Add(1)
-		x.ambiguousMu.Lock()
-		if len(x.ambiguous) < maxAmbiguousKept {
-			x.ambiguous = append(x.ambiguous, seq)
-		} else {
-			x.unresolved.Add(1)
+	case OpHold:
+		var o holdOutcome
+		a, o = x.holdOp(ctx, x.gen, seq, pk, false)
+		x.holds.book(o)
+		ambiguous = o.fate == holdUnknown
+	default:
+		_, token, key, body := x.request(seq)
+		if a = x.gen.Send(ctx, token, key, body); a.Status == http.StatusCreated {
+			x.account(pk)
 		}
-		x.ambiguousMu.Unlock()
+		ambiguous = a.Ambiguous()
+	}
+	if ambiguous {
+		x.keepAmbiguous(seq)
 	}
 	if observe := x.deps.Observe; observe != nil {
 		if r := x.runner.Load(); r != nil && r.Recorder() != nil {
@@ -362,9 +360,22 @@ func (x *Execution) work(ctx context.Context, seq uint64) loadgen.Outcome {
 	return loadgen.Outcome{Op: pk.Op, Status: a.Status, Code: a.Code, TxID: a.TxID}
 }
 
+// keepAmbiguous keeps request seq, whose outcome is not known, for Settle.
+func (x *Execution) keepAmbiguous(seq uint64) {
+	x.ambiguousTotal.Add(1)
+	x.ambiguousMu.Lock()
+	defer x.ambiguousMu.Unlock()
+	if len(x.ambiguous) < maxAmbiguousKept {
+		x.ambiguous = append(x.ambiguous, seq)
+	} else {
+		x.unresolved.Add(1)
+	}
+}
+
 // Settle resends, with their idempotency keys, the requests whose answer was lost, until each
 // has a definite one: a replayed 201 means the first attempt was applied, a fresh 201 that
-// this one was, 404 or 422 that none was. Settled requests are booked, so the money adds up.
+// this one was, 404 or 422 that none was. A hold operation is resent whole, its hold and then
+// its capture or void (settleHold). Settled requests are booked, so the money adds up.
 func (x *Execution) Settle(ctx context.Context) {
 	x.ambiguousMu.Lock()
 	seqs := x.ambiguous
@@ -374,7 +385,13 @@ func (x *Execution) Settle(ctx context.Context) {
 	g.SetLimit(prepWorkers)
 	for _, seq := range seqs {
 		g.Go(func() error {
-			if !x.settle(gctx, seq) {
+			ok := false
+			if pk := x.picker.Pick(seq); pk.Op == OpHold {
+				ok = x.settleHold(gctx, seq, pk)
+			} else {
+				ok = x.settle(gctx, seq)
+			}
+			if !ok {
 				x.unresolved.Add(1)
 			}
 			return nil
@@ -400,101 +417,4 @@ func (x *Execution) settle(ctx context.Context, seq uint64) bool {
 			return false
 		}
 	}
-}
-
-// AnalyticsCounter counts the transactions whose description starts with prefix in the
-// analytics store.
-type AnalyticsCounter func(ctx context.Context, prefix string) (int64, error)
-
-// Verify checks the money once the run is over (after Settle): the processor reconciles, the
-// run's accounts hold what was seeded and deposited less what was withdrawn, and, when count is
-// set, the analytics hold every accepted transaction once the pipeline caught up (polled until
-// wait passes).
-func (x *Execution) Verify(ctx context.Context) *Verification {
-	count, wait := x.deps.Analytics, x.deps.AnalyticsWait
-	v := &Verification{Problems: []string{}, Ambiguous: x.ambiguousTotal.Load(), Unresolved: x.unresolved.Load()}
-	problem := func(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
-
-	if rec, err := x.prep.Reconciliation(ctx); err != nil {
-		problem("reconciliation: %v", err)
-	} else {
-		v.Balanced = len(rec) > 0
-		names := make([]string, 0, len(rec))
-		for cur := range rec {
-			names = append(names, cur)
-		}
-		sort.Strings(names)
-		for _, cur := range names {
-			if b := rec[cur]; !b.Balanced || !b.AccountsMatchingEntries {
-				v.Balanced = false
-				problem("reconciliation of %s: sum %d, entries sum %d, accounts match entries %v",
-					cur, b.Sum, b.EntriesSum, b.AccountsMatchingEntries)
-			}
-		}
-	}
-
-	v.ExpectedBalanceTotal = x.seededAmount.Load() + x.deposited.Load() - x.withdrawn.Load()
-	if total, err := x.balanceTotal(ctx); err != nil {
-		problem("read balances: %v", err)
-	} else {
-		v.ActualBalanceTotal = total
-		v.BalancesMatch = total == v.ExpectedBalanceTotal
-		if !v.BalancesMatch {
-			problem("the run's accounts hold %d, expected %d", total, v.ExpectedBalanceTotal)
-		}
-	}
-	if v.Unresolved > 0 {
-		problem("%d requests never got a definite answer", v.Unresolved)
-	}
-
-	v.Accepted = x.seededCount.Load() + x.accepted.Load()
-	analyticsOK := true
-	if count != nil {
-		start := time.Now()
-		deadline := start.Add(wait)
-		var n int64
-		var err error
-		for {
-			if n, err = count(ctx, x.prefix); err == nil && n == v.Accepted {
-				break
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
-		v.AnalyticsWaitMs = time.Since(start).Milliseconds()
-		if err != nil {
-			problem("count analytics: %v", err)
-		} else {
-			v.EventsInAnalytics = &n
-		}
-		if analyticsOK = err == nil && n == v.Accepted; !analyticsOK && err == nil {
-			problem("analytics hold %d of the run's transactions after %s, want %d", n, wait, v.Accepted)
-		}
-	}
-	v.OK = v.Balanced && v.BalancesMatch && v.Unresolved == 0 && analyticsOK
-	v.CheckedAt = time.Now().UTC()
-	return v
-}
-
-// balanceTotal sums the balances of every account of the run's users.
-func (x *Execution) balanceTotal(ctx context.Context) (int64, error) {
-	var total atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(prepWorkers)
-	for _, u := range x.users {
-		g.Go(func() error {
-			accts, err := x.prep.Accounts(gctx, u.ID)
-			for _, a := range accts {
-				total.Add(a.Balance)
-			}
-			return err
-		})
-	}
-	err := g.Wait()
-	return total.Load(), err
 }

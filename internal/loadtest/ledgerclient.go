@@ -253,6 +253,13 @@ func (p *LedgerClient) Purge(ctx context.Context, tag string) (ledger.PurgeResul
 	return out, err
 }
 
+// Hold reads hold id with the admin token.
+func (p *LedgerClient) Hold(ctx context.Context, id string) (ledger.Hold, error) {
+	var h ledger.Hold
+	err := retry(ctx, 5, func() error { return p.call(ctx, http.MethodGet, "/holds/"+url.PathEscape(id), nil, &h) })
+	return h, err
+}
+
 // Answer is the outcome of one generated request.
 type Answer struct {
 	Status int    // 0 when no answer came
@@ -269,16 +276,43 @@ func (a Answer) Ambiguous() bool {
 // Send posts one transaction request (a prebuilt JSON body) with token and idempotency key.
 // It reads just enough of the answer to classify it: the hot path parses no JSON.
 func (p *LedgerClient) Send(ctx context.Context, token, key string, body []byte) Answer {
+	return p.post(ctx, p.txPath, token, key, body, http.StatusCreated)
+}
+
+// CreateHold posts one hold request (POST /holds, a prebuilt JSON body) as Send does; a 201
+// answer's TxID is the hold's id.
+func (p *LedgerClient) CreateHold(ctx context.Context, token, key string, body []byte) Answer {
+	return p.post(ctx, p.path+"/holds", token, key, body, http.StatusCreated)
+}
+
+// CaptureHold captures amount of hold id (POST /holds/{id}/capture): 201 with the transaction
+// that moved it.
+func (p *LedgerClient) CaptureHold(ctx context.Context, token, key, id string, amount int64) Answer {
+	body := strconv.AppendInt(append(make([]byte, 0, 32), `{"amount":`...), amount, 10)
+	return p.post(ctx, p.path+"/holds/"+id+"/capture", token, key, append(body, '}'), http.StatusCreated)
+}
+
+// VoidHold voids hold id (POST /holds/{id}/void, no body): 200 with the voided hold.
+func (p *LedgerClient) VoidHold(ctx context.Context, token, key, id string) Answer {
+	return p.post(ctx, p.path+"/holds/"+id+"/void", token, key, nil, http.StatusOK)
+}
+
+// post sends a POST to path with token, idempotency key and body (none when nil), and
+// classifies the answer: ok is the status of success, whose TxID is the created thing's id.
+func (p *LedgerClient) post(ctx context.Context, path, token, key string, body []byte, ok int) Answer {
 	h := make([]byte, 0, 64+len(token)+len(key))
 	h = append(h, "Authorization: Bearer "...)
 	h = append(h, token...)
-	h = append(h, "\r\nContent-Type: application/json\r\nIdempotency-Key: "...)
+	if body != nil {
+		h = append(h, "\r\nContent-Type: application/json"...)
+	}
+	h = append(h, "\r\nIdempotency-Key: "...)
 	h = append(h, key...)
 	h = append(h, "\r\n"...)
 	if p.gen == nil {
 		return Answer{Code: "bad_request"}
 	}
-	req := loadgen.Request{Method: http.MethodPost, Path: p.txPath, Header: h, Body: body, Replayable: true}
+	req := loadgen.Request{Method: http.MethodPost, Path: path, Header: h, Body: body, Replayable: true}
 	resp, err := p.gen.Do(ctx, &req, 64<<10)
 	a := Answer{Status: resp.Status}
 	switch {
@@ -286,10 +320,10 @@ func (p *LedgerClient) Send(ctx context.Context, token, key string, body []byte)
 		return Answer{Code: loadgen.ErrorCode(err)}
 	case err != nil:
 		// The status came but the body broke off: the status still says what happened.
-		if a.Status != http.StatusCreated {
+		if a.Status != ok {
 			a.Code = "http_" + strconv.Itoa(a.Status)
 		}
-	case a.Status == http.StatusCreated:
+	case a.Status == ok:
 		a.TxID = stringField(resp.Body, `"id":"`)
 	default:
 		a.Code = problemCode(a.Status, resp.Body)

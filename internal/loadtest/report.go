@@ -26,8 +26,13 @@ func WriteReport(w io.Writer, rec Record) error {
 	}
 	if v := r.Verification; v != nil {
 		d.Run.Verification = &report.Verification{OK: v.OK, Balanced: v.Balanced, BalancesMatch: v.BalancesMatch,
-			Accepted: v.Accepted, EventsInAnalytics: v.EventsInAnalytics, ExpectedBalanceTotal: v.ExpectedBalanceTotal,
-			ActualBalanceTotal: v.ActualBalanceTotal, Ambiguous: v.Ambiguous, Unresolved: v.Unresolved, Problems: v.Problems}
+			Accepted: v.Accepted, EventsInAnalytics: v.EventsInAnalytics, ExpectedInAnalytics: v.ExpectedInAnalytics,
+			ExpectedBalanceTotal: v.ExpectedBalanceTotal, ActualBalanceTotal: v.ActualBalanceTotal,
+			Ambiguous: v.Ambiguous, Unresolved: v.Unresolved, Problems: v.Problems}
+		if h := v.Holds; h != nil {
+			d.Run.Verification.Holds = &report.Holds{Created: h.Created, Captured: h.Captured, CapturedAmount: h.CapturedAmount,
+				Voided: h.Voided, Expired: h.Expired, Pending: h.Pending, Held: h.Held}
+		}
 	}
 	for _, p := range rec.Points {
 		d.Points = append(d.Points, report.Point{T: p.T, Sent: p.Sent, Answered: p.Answered, InFlight: p.InFlight,
@@ -55,7 +60,14 @@ func configKVs(c Config) []report.KV {
 			report.KV{Label: "ramp-up", Value: fmt.Sprintf("%g s", c.RampUpS)})
 	}
 	if m := c.Mix; m != nil {
-		kv = append(kv, report.KV{Label: "mix", Value: fmt.Sprintf("transfer %g, deposit %g, withdrawal %g", m.Transfer, m.Deposit, m.Withdrawal)})
+		mix := fmt.Sprintf("transfer %g, deposit %g, withdrawal %g", m.Transfer, m.Deposit, m.Withdrawal)
+		if m.Read > 0 {
+			mix += fmt.Sprintf(", read %g", m.Read)
+		}
+		if m.Hold > 0 {
+			mix += fmt.Sprintf(", hold %g", m.Hold)
+		}
+		kv = append(kv, report.KV{Label: "mix", Value: mix})
 	}
 	kv = append(kv, report.KV{Label: "initial balance", Value: fmt.Sprintf("%d %s (minor units)", c.InitialBalance, c.Currency)},
 		report.KV{Label: "largest amount", Value: fmt.Sprint(c.MaxAmount)},

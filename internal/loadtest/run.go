@@ -95,11 +95,18 @@ type Verification struct {
 	// Balanced: the processor's reconciliation balances in every currency.
 	Balanced bool `json:"balanced"`
 	// Accepted is the number of transactions the run created: seed deposits, requests answered
-	// 201, and requests whose answer was lost but that a resend showed were applied.
+	// 201, requests whose answer was lost but that a resend showed were applied, and captures
+	// of holds.
 	Accepted int64 `json:"accepted"`
-	// EventsInAnalytics is the run's transactions found in ClickHouse once the pipeline caught
-	// up (or the deadline passed); null when analytics were not checked.
+	// EventsInAnalytics is the run's rows found in ClickHouse once the pipeline caught up (or
+	// the deadline passed); null when analytics were not checked.
 	EventsInAnalytics *int64 `json:"events_in_analytics"`
+	// ExpectedInAnalytics is how many rows the run's events make there: one per accepted
+	// transaction and, for each hold, one for its creation and one for its void or expiry (its
+	// capture is a transaction). Runs recorded before holds lack it (0): Accepted stands for it.
+	ExpectedInAnalytics int64 `json:"expected_in_analytics"`
+	// Holds is what became of the run's holds; null when the mix has none.
+	Holds *HoldCounts `json:"holds"`
 	// The run's accounts hold seeded + deposited - withdrawn: transfers only move money among
 	// them.
 	ExpectedBalanceTotal int64 `json:"expected_balance_total"`
@@ -114,6 +121,20 @@ type Verification struct {
 	OK              bool      `json:"ok"`
 	Problems        []string  `json:"problems"`
 	CheckedAt       time.Time `json:"checked_at"`
+}
+
+// HoldCounts is what became of a run's hold operations, each a hold and its capture or void.
+type HoldCounts struct {
+	Created  int64 `json:"created"` // holds the processor accepted (the others were refused)
+	Captured int64 `json:"captured"`
+	// CapturedAmount moved from payers to payees, as transfers do.
+	CapturedAmount int64 `json:"captured_amount"`
+	Voided         int64 `json:"voided"`
+	Expired        int64 `json:"expired"` // expired before a resent capture or void reached them
+	Pending        int64 `json:"pending"` // their capture or void was refused: left pending, a problem
+	// Held is what the run's accounts still reserve for pending holds, as the processor says
+	// (balance less available): 0 when every hold was settled.
+	Held int64 `json:"held"`
 }
 
 // Cleanup statuses: a run's data deletion runs as a job of the service.

@@ -346,22 +346,27 @@ func (s *Store) ActivityCounts(ctx context.Context, userIDs []uuid.UUID) (audit.
 }
 
 // countByTransaction counts the users' documents per transaction_id, a chunk of users per query.
+// Documents of a hold's events (typed as such) are not a transaction's and are left out.
 func countByTransaction(ctx context.Context, coll *mongo.Collection, userIDs []uuid.UUID) (audit.Counts, error) {
 	counts := audit.Counts{}
 	for len(userIDs) > 0 {
 		n := min(deleteChunk, len(userIDs))
 		cur, err := coll.Find(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: uuidStrings(userIDs[:n])}}}},
-			options.Find().SetProjection(bson.D{{Key: "transaction_id", Value: 1}}))
+			options.Find().SetProjection(bson.D{{Key: "transaction_id", Value: 1}, {Key: "type", Value: 1}}))
 		if err != nil {
 			return nil, fmt.Errorf("mongo: count %s: %w", coll.Name(), err)
 		}
 		for cur.Next(ctx) {
 			var doc struct {
 				TransactionID string `bson:"transaction_id"`
+				Type          string `bson:"type"`
 			}
 			if err := cur.Decode(&doc); err != nil {
 				_ = cur.Close(ctx)
 				return nil, fmt.Errorf("mongo: count %s: %w", coll.Name(), err)
+			}
+			if !pipeline.MovesMoney(doc.Type) {
+				continue
 			}
 			id, err := uuid.Parse(doc.TransactionID)
 			if err != nil {

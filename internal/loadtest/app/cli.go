@@ -104,7 +104,7 @@ func (o *cliOptions) flags(stderr io.Writer) (fs *flag.FlagSet, skew *float64) {
 	skew = fs.Float64("skew", loadtest.DefaultSkew, "Zipf exponent for picking receiving accounts (0: uniform)")
 	fs.IntVar(&o.cfg.Connections, "connections", 0, "most requests in flight (default rate/10, 32 to 1024)")
 	fs.Uint64Var(&o.cfg.Seed, "seed", 0, "seed of the request sequence (default random)")
-	fs.Func("mix", "shares of operations, e.g. transfer=0.8,deposit=0.1,withdrawal=0.1 (those left out: 0)", func(s string) error {
+	fs.Func("mix", "shares of operations (transfer, deposit, withdrawal, read, hold), e.g. transfer=0.7,deposit=0.1,withdrawal=0.1,hold=0.1 (those left out: 0)", func(s string) error {
 		m, err := loadtest.ParseMix(s)
 		o.cfg.Mix = &m
 		return err
@@ -355,6 +355,11 @@ func printOutcome(w io.Writer, line func(label, format string, args ...any), r l
 		line("verification", "%s; reconciliation balanced %v; balances %s, expected %s; %s transactions accepted; %d ambiguous answers settled, %d unresolved",
 			verdict, v.Balanced, num(float64(v.ActualBalanceTotal), 0), num(float64(v.ExpectedBalanceTotal), 0), count(uint64(v.Accepted)),
 			v.Ambiguous-v.Unresolved, v.Unresolved)
+		if h := v.Holds; h != nil {
+			line("holds", "%s created: %s captured (%s moved), %s voided, %s expired, %s left pending (%s reserved)",
+				count(uint64(h.Created)), count(uint64(h.Captured)), num(float64(h.CapturedAmount), 0), count(uint64(h.Voided)),
+				count(uint64(h.Expired)), count(uint64(h.Pending)), num(float64(h.Held), 0))
+		}
 	}
 	if c := r.Cleanup; c != nil {
 		line("cleanup", "purged %d users, %d accounts, %d transactions", c.Users, c.Accounts, c.Transactions)

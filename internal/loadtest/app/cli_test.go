@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,10 +36,13 @@ func runCLI(t *testing.T, p *testenv.Processor, args ...string) (code int, stdou
 func TestCLIExitsNonZeroWhenAThresholdBreaks(t *testing.T) {
 	p := testenv.StartProcessor(t, nil)
 	code, out, errOut := runCLI(t, p, "--users", "20", "--rate", "200", "--duration", "2s", "--max-p99", "0.001ms",
-		"--mix", "transfer=0.8,deposit=0.1,withdrawal=0.1")
+		"--mix", "transfer=0.7,deposit=0.1,withdrawal=0.1,hold=0.1")
 	t.Logf("stdout:\n%s", out)
 	if code != 1 || !strings.Contains(out, "FAIL: threshold p99_ms < 0.001: observed") || !strings.Contains(out, "verification .... ok") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if !regexp.MustCompile(`holds \.+ [1-9][\d,]* created: [\d,]+ captured \([\d,]+ moved\), [\d,]+ voided, 0 expired, 0 left pending \(0 reserved\)`).MatchString(out) {
+		t.Errorf("the summary does not say what became of the holds")
 	}
 	if !strings.Contains(out, "✗ p99_ms < 0.001") || strings.Contains(out, "PASS") {
 		t.Errorf("the summary does not list the broken threshold, or says PASS")
@@ -59,7 +63,7 @@ func TestCLIPassesAndKeeps(t *testing.T) {
 	code, out, errOut := runCLI(t, p, "--users", "10", "--accounts-per-user", "2", "--rate", "100", "--duration", "2s",
 		// Thresholds no healthy run breaks, however busy the machine: timings are for benchmarks.
 		"--ramp-up", "1s", "--max-p99", "60s", "--max-error-rate", "1%", "--min-achieved-ratio", "0.1", "--keep", "--json",
-		"--mix", "transfer=0.6,deposit=0.1,withdrawal=0.1,read=0.2")
+		"--mix", "transfer=0.4,deposit=0.1,withdrawal=0.1,read=0.2,hold=0.2")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -71,17 +75,22 @@ func TestCLIPassesAndKeeps(t *testing.T) {
 		!run.Verification.OK || run.Verification.EventsInAnalytics != nil || run.Cleanup != nil {
 		t.Errorf("run: %s", out)
 	}
-	reads := uint64(0)
+	done := map[string]uint64{}
 	for _, g := range run.ByOp {
-		if g.Op == loadtest.OpRead {
+		if g.Op == loadtest.OpRead || g.Op == loadtest.OpHold {
 			if g.Outcome != "ok" {
-				t.Errorf("reads ended %s: %d", g.Outcome, g.Count)
+				t.Errorf("%ss ended %s: %d", g.Op, g.Outcome, g.Count)
 			}
-			reads += g.Count
+			done[g.Op] += g.Count
 		}
 	}
-	if reads == 0 {
-		t.Errorf("no read in a mix with 20 %% reads: %+v", run.ByOp)
+	if done[loadtest.OpRead] == 0 || done[loadtest.OpHold] == 0 {
+		t.Errorf("no read or no hold in a mix with 20 %% of each: %+v", run.ByOp)
+	}
+	// Each hold operation (a hold and its capture or void) is one request of the schedule.
+	if h := run.Verification.Holds; h == nil || uint64(h.Created) != done[loadtest.OpHold] || h.Captured+h.Voided != h.Created ||
+		h.Pending != 0 || h.Held != 0 {
+		t.Errorf("holds %+v after %d hold operations", h, done[loadtest.OpHold])
 	}
 	if len(run.Thresholds) != 3 {
 		t.Fatalf("--json holds %d thresholds, want 3", len(run.Thresholds))

@@ -62,9 +62,16 @@ type Verification struct {
 	OK, Balanced, BalancesMatch              bool
 	Accepted                                 int64
 	EventsInAnalytics                        *int64
+	ExpectedInAnalytics                      int64 // 0 in runs recorded before it: Accepted stands for it
 	ExpectedBalanceTotal, ActualBalanceTotal int64
 	Ambiguous, Unresolved                    int64
+	Holds                                    *Holds // nil when the mix has none
 	Problems                                 []string
+}
+
+// Holds is what became of a run's hold operations.
+type Holds struct {
+	Created, Captured, CapturedAmount, Voided, Expired, Pending, Held int64
 }
 
 // Point is one second of the running phase.
@@ -337,23 +344,35 @@ func verification(v *Verification) *verificationView {
 	}
 	events := fact{Label: "Transactions found in analytics", Value: "not checked"}
 	if e := v.EventsInAnalytics; e != nil {
-		events.Value = fmtInt(*e) + " of " + fmtInt(v.Accepted)
-		events.Bad = *e != v.Accepted
+		want := v.ExpectedInAnalytics
+		if want == 0 {
+			want = v.Accepted
+		}
+		events.Value = fmtInt(*e) + " of " + fmtInt(want)
+		events.Bad = *e != want
+		if v.Holds != nil {
+			events.Label = "Transactions and hold events found in analytics"
+		}
 	}
-	return &verificationView{
-		OK: v.OK,
-		Facts: []fact{
-			{"Reconciliation balances in every currency", yesNo(v.Balanced), !v.Balanced},
-			{"Transactions accepted", fmtInt(v.Accepted), false},
-			events,
-			{"Balance total expected", fmtInt(v.ExpectedBalanceTotal), false},
-			{"Balance total actual", fmtInt(v.ActualBalanceTotal), !v.BalancesMatch},
-			{"Balances match", yesNo(v.BalancesMatch), !v.BalancesMatch},
-			{"Ambiguous requests (resent with their idempotency key)", fmtInt(v.Ambiguous), false},
-			{"Unresolved requests (still no definite answer)", fmtInt(v.Unresolved), v.Unresolved > 0},
-		},
-		Problems: v.Problems,
+	facts := []fact{
+		{"Reconciliation balances in every currency", yesNo(v.Balanced), !v.Balanced},
+		{"Transactions accepted", fmtInt(v.Accepted), false},
+		events,
+		{"Balance total expected", fmtInt(v.ExpectedBalanceTotal), false},
+		{"Balance total actual", fmtInt(v.ActualBalanceTotal), !v.BalancesMatch},
+		{"Balances match", yesNo(v.BalancesMatch), !v.BalancesMatch},
+		{"Ambiguous requests (resent with their idempotency key)", fmtInt(v.Ambiguous), false},
+		{"Unresolved requests (still no definite answer)", fmtInt(v.Unresolved), v.Unresolved > 0},
 	}
+	if h := v.Holds; h != nil {
+		facts = append(facts,
+			fact{"Holds created, captured, voided, expired", fmtInt(h.Created) + ", " + fmtInt(h.Captured) + ", " +
+				fmtInt(h.Voided) + ", " + fmtInt(h.Expired), false},
+			fact{"Amount captured", fmtInt(h.CapturedAmount), false},
+			fact{"Holds left pending (amount still reserved)", fmtInt(h.Pending) + " (" + fmtInt(h.Held) + ")",
+				h.Pending > 0 || h.Held != 0})
+	}
+	return &verificationView{OK: v.OK, Facts: facts, Problems: v.Problems}
 }
 
 func yesNo(b bool) string {

@@ -1226,13 +1226,22 @@ function verificationView(run) {
     const text = ACTIVE.has(run.status) ? 'Checked when the run ends.' : settled(run) ? 'Not verified.' : 'Verifying…';
     return h('p', {class: 'empty', text});
   }
+  // Rows the analytics should hold: runs recorded before holds existed give only accepted.
+  const expected = v.expected_in_analytics || v.accepted;
+  const holds = v.holds && typeof v.holds === 'object' ? v.holds : null;
   const checks = [
     {key: 'balanced', ok: v.balanced, name: 'Processor reconciliation balanced', detail: 'every currency'},
     {key: 'balances_match', ok: v.balances_match, name: 'Run\'s balances add up', detail: 'expected ' + fmtInt(v.expected_balance_total) + ', found ' + fmtInt(v.actual_balance_total)},
-    {key: 'events_in_analytics', ok: v.events_in_analytics == null ? null : v.events_in_analytics === v.accepted, name: 'Every transaction in analytics',
-      detail: v.events_in_analytics == null ? 'not checked' : fmtInt(v.events_in_analytics) + ' of ' + fmtInt(v.accepted) + (isNum(v.analytics_wait_ms) ? ' after ' + fmtMs(v.analytics_wait_ms) : '')},
+    {key: 'events_in_analytics', ok: v.events_in_analytics == null ? null : v.events_in_analytics === expected,
+      name: holds ? 'Every transaction and hold event in analytics' : 'Every transaction in analytics',
+      detail: v.events_in_analytics == null ? 'not checked' : fmtInt(v.events_in_analytics) + ' of ' + fmtInt(expected) + (isNum(v.analytics_wait_ms) ? ' after ' + fmtMs(v.analytics_wait_ms) : '')},
     {key: 'unresolved', ok: v.unresolved === 0, name: 'Every request resolved', detail: fmtInt(v.ambiguous) + ' ambiguous, ' + fmtInt(v.unresolved) + ' unresolved'},
   ];
+  if (holds) {
+    checks.push({key: 'holds', ok: holds.pending === 0 && holds.held === 0, name: 'Every hold captured or voided',
+      detail: fmtInt(holds.created) + ' created: ' + fmtInt(holds.captured) + ' captured (' + fmtInt(holds.captured_amount) + ' moved), ' +
+        fmtInt(holds.voided) + ' voided, ' + fmtInt(holds.expired) + ' expired, ' + fmtInt(holds.pending) + ' left pending (' + fmtInt(holds.held) + ' reserved)'});
+  }
   const overall = verdict(v);
   const mark = (ok) => (ok === true ? h('span', {class: 'mark ok', text: '✓'}, h('span', {class: 'sr-only', text: 'passed:'}))
     : ok === false ? h('span', {class: 'mark bad', text: '✗'}, h('span', {class: 'sr-only', text: 'failed:'}))
@@ -1789,7 +1798,7 @@ function checkRows() {
 }
 
 function updateMixSum(form) {
-  const names = ['mix.transfer', 'mix.deposit', 'mix.withdrawal', 'mix.read'];
+  const names = ['mix.transfer', 'mix.deposit', 'mix.withdrawal', 'mix.read', 'mix.hold'];
   const vals = names.map((n) => Number(form.elements[n].value || 0));
   const sum = vals.reduce((a, b) => a + b, 0);
   const p = $('mix-sum');
