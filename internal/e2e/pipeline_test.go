@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,9 +204,21 @@ func (pl *pipeline) observed(t *testing.T, tasks *taskSink) (analytics truth, ac
 
 // taskSink drains the notification queue, counting distinct message ids and duplicates.
 type taskSink struct {
-	mu   sync.Mutex
-	seen map[string]int
-	dups int64
+	mu    sync.Mutex
+	seen  map[string]int
+	dups  int64
+	kinds map[string][]string // the kinds of the tasks by transaction id
+}
+
+// kindsOf returns the kinds of the tasks seen so far by transaction id.
+func (s *taskSink) kindsOf() map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]string, len(s.kinds))
+	for id, k := range s.kinds {
+		out[id] = slices.Sorted(slices.Values(k))
+	}
+	return out
 }
 
 func (s *taskSink) counts() (int64, int64) {
@@ -216,7 +229,7 @@ func (s *taskSink) counts() (int64, int64) {
 
 func (pl *pipeline) drainTasks(t *testing.T) *taskSink {
 	t.Helper()
-	s := &taskSink{seen: map[string]int{}}
+	s := &taskSink{seen: map[string]int{}, kinds: map[string][]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -258,6 +271,9 @@ func (pl *pipeline) drainTasks(t *testing.T) *taskSink {
 						s.seen[id]++
 						if s.seen[id] > 1 {
 							s.dups++
+						} else {
+							tx := task.TransactionID.String()
+							s.kinds[tx] = append(s.kinds[tx], task.Kind)
 						}
 					}
 					s.mu.Unlock()

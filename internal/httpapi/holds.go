@@ -102,14 +102,8 @@ func (s *server) captureHold(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Amount json.RawMessage `json:"amount"`
 	}
-	if r.ContentLength != 0 {
-		body, err := httpedge.ReadBody(w, r, maxBody)
-		if err != nil {
-			return err
-		}
-		if err := httpedge.DecodeObject(body, &in); err != nil {
-			return err
-		}
+	if err := decodeOptional(w, r, &in); err != nil {
+		return err
 	}
 	var amount int64
 	if in.Amount != nil {

@@ -20,6 +20,19 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return v[0], ledger.ValidateKey(v[0])
 }
 
+// decodeOptional decodes the JSON object of a request whose body may be left out (v then stays
+// as it is).
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	body, err := httpedge.ReadBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	return httpedge.DecodeObject(body, v)
+}
+
 // reverseTransaction answers POST /transactions/{id}/reverse: 201 with the reversal, which
 // moves the amount (by default all that is not reversed yet) back the way it came.
 func (s *server) reverseTransaction(w http.ResponseWriter, r *http.Request) error {
@@ -36,14 +49,8 @@ func (s *server) reverseTransaction(w http.ResponseWriter, r *http.Request) erro
 		Description string          `json:"description"`
 		Metadata    ledger.Metadata `json:"metadata"`
 	}
-	if r.ContentLength != 0 { // no body at all reverses everything, with no description
-		body, err := httpedge.ReadBody(w, r, maxBody)
-		if err != nil {
-			return err
-		}
-		if err := httpedge.DecodeObject(body, &in); err != nil {
-			return err
-		}
+	if err := decodeOptional(w, r, &in); err != nil { // no body reverses everything, undescribed
+		return err
 	}
 	rev := ledger.ReverseInput{Description: in.Description, Metadata: in.Metadata}
 	if in.Amount != nil {

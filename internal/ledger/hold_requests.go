@@ -25,25 +25,20 @@ func (s *Service) CreateHold(ctx context.Context, c Caller, in HoldInput, key, r
 	if in.ExpiresIn == 0 {
 		in.ExpiresIn = DefaultHoldExpiry
 	}
+	r := TxRequest{Type: HoldCreate, From: in.From, To: in.To, Amount: in.Amount, Currency: in.Currency,
+		Description: in.Description, Metadata: in.Metadata, ExpiresIn: in.ExpiresIn}
 	var fields []FieldError
 	if in.From == uuid.Nil {
 		fields = append(fields, FieldError{Field: "from_account_id", Message: "is required"})
 	}
-	if in.Amount < 1 || in.Amount > MaxAmount {
-		fields = append(fields, FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
-	}
-	if !ValidCurrency(in.Currency) {
-		fields = append(fields, FieldError{Field: "currency", Message: "must be an ISO 4217 currency code"})
-	}
+	fields = append(fields, r.amountErrors()...)
 	if in.ExpiresIn < MinHoldExpiry || in.ExpiresIn > MaxHoldExpiry || in.ExpiresIn%time.Second != 0 {
 		fields = append(fields, FieldError{Field: "expires_in_s", Message: "must be an integer from 1 to 2592000"})
 	}
-	fields = append(fields, annotationErrors(in.Description, in.Metadata)...)
 	if len(fields) > 0 {
 		return nil, Invalid(fields...)
 	}
-	p := &Pending{Caller: c, Key: key, RequestID: requestID, Req: TxRequest{Type: HoldCreate, From: in.From, To: in.To,
-		Amount: in.Amount, Currency: in.Currency, Description: in.Description, Metadata: in.Metadata, ExpiresIn: in.ExpiresIn}}
+	p := &Pending{Caller: c, Key: key, RequestID: requestID, Req: r}
 	return p, s.batcher.Submit(ctx, []*Pending{p})
 }
 
@@ -98,8 +93,8 @@ func (s *Service) ExpireHolds(ctx context.Context, limit int) (int, error) {
 		return 0, err
 	}
 	items := make([]*Pending, len(due))
-	for i, h := range due {
-		items[i] = &Pending{Caller: Caller{Admin: true}, Req: TxRequest{Type: HoldExpire, Hold: h.ID}, RequestID: "hold-expiry"}
+	for i, id := range due {
+		items[i] = &Pending{Caller: Caller{Admin: true}, Req: TxRequest{Type: HoldExpire, Hold: id}, RequestID: "hold-expiry"}
 	}
 	if err := s.batcher.Submit(ctx, items); err != nil {
 		return 0, err

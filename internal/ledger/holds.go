@@ -80,10 +80,11 @@ func (a *applier) createHold(p *Pending) (*Hold, *Error) {
 	return &h, nil
 }
 
-// pendingHold returns the request's hold and its from account if the caller may settle it
-// and it is still pending at the batch's time: hold_not_pending otherwise, not_found for a
-// hold the caller may not debit.
-func (a *applier) pendingHold(p *Pending) (*Hold, *AccountState, *Error) {
+// settleable returns the request's hold and its from account if the request may settle it
+// now: not_found for a hold the caller may not debit; hold_not_pending for one that is no
+// longer pending, or, for a capture or void, past its expiry, or, for an expiry, not yet due
+// (the expiry runs on the hold's time, so any instance may sweep it, once).
+func (a *applier) settleable(p *Pending) (*Hold, *AccountState, *Error) {
 	h := a.st.Holds[p.Req.Hold]
 	if h == nil {
 		return nil, nil, Errorf(CodeNotFound, "hold %s not found", p.Req.Hold)
@@ -92,10 +93,13 @@ func (a *applier) pendingHold(p *Pending) (*Hold, *AccountState, *Error) {
 	if from == nil || !p.Caller.CanAccess(from.UserID) {
 		return nil, nil, Errorf(CodeNotFound, "hold %s not found", p.Req.Hold)
 	}
-	if h.Status != HoldPending {
+	due := !a.now.Before(h.ExpiresAt)
+	switch {
+	case h.Status != HoldPending:
 		return nil, nil, Errorf(CodeHoldNotPending, "hold %s is %s", h.ID, h.Status)
-	}
-	if !a.now.Before(h.ExpiresAt) {
+	case p.Req.Type == HoldExpire && !due:
+		return nil, nil, Errorf(CodeHoldNotPending, "hold %s is not due before %s", h.ID, h.ExpiresAt.Format(time.RFC3339))
+	case p.Req.Type != HoldExpire && due:
 		return nil, nil, Errorf(CodeHoldNotPending, "hold %s expired at %s", h.ID, h.ExpiresAt.Format(time.RFC3339))
 	}
 	return h, from, nil
@@ -103,20 +107,13 @@ func (a *applier) pendingHold(p *Pending) (*Hold, *AccountState, *Error) {
 
 // releaseHold voids a pending hold, or expires one whose time has come, releasing its money.
 func (a *applier) releaseHold(p *Pending) (*Hold, *Error) {
-	h := a.st.Holds[p.Req.Hold]
-	status, evType := HoldVoided, event.TypeHoldVoided
-	if p.Req.Type == HoldExpire {
-		// The expiry runs on the hold's time, not the batch's: any instance may sweep it once.
-		if h == nil || h.Status != HoldPending || a.now.Before(h.ExpiresAt) {
-			return nil, Errorf(CodeHoldNotPending, "hold %s is not pending past its expiry", p.Req.Hold)
-		}
-		status, evType = HoldExpired, event.TypeHoldExpired
-	} else if _, _, err := a.pendingHold(p); err != nil {
+	h, from, err := a.settleable(p)
+	if err != nil {
 		return nil, err
 	}
-	from := a.st.Accounts[h.FromAccountID]
-	if from == nil {
-		return nil, Errorf(CodeNotFound, "account %s not found", h.FromAccountID)
+	status, evType := HoldVoided, event.TypeHoldVoided
+	if p.Req.Type == HoldExpire {
+		status, evType = HoldExpired, event.TypeHoldExpired
 	}
 	from.Held -= h.Amount
 	a.plan.setHeld(from)
@@ -134,7 +131,7 @@ func (a *applier) releaseHold(p *Pending) (*Hold, *Error) {
 // captureHold moves (part of) a pending hold's amount as a transfer to its to account, or a
 // withdrawal without one, and releases the rest.
 func (a *applier) captureHold(p *Pending) (*Transaction, *Error) {
-	h, from, err := a.pendingHold(p)
+	h, from, err := a.settleable(p)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ type Store interface {
 	// Hold returns the hold and the owners of its accounts, its from account's first.
 	Hold(ctx context.Context, id uuid.UUID) (*Hold, []uuid.UUID, error)
 	// DueHolds lists up to limit pending holds that expire at or before now, oldest first.
-	DueHolds(ctx context.Context, now time.Time, limit int) ([]Hold, error)
+	DueHolds(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error)
 	// Transaction returns the transaction and the owners of its customer accounts.
 	Transaction(ctx context.Context, id uuid.UUID) (*Transaction, []uuid.UUID, error)
 	Reconcile(ctx context.Context) (map[string]CurrencyBalance, error)
@@ -423,13 +423,7 @@ func (r TxRequest) Validate(c Caller) error {
 	default:
 		fields = append(fields, FieldError{Field: "type", Message: `must be "deposit", "withdrawal" or "transfer"`})
 	}
-	if r.Amount < 1 || r.Amount > MaxAmount {
-		fields = append(fields, FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
-	}
-	if !ValidCurrency(r.Currency) {
-		fields = append(fields, FieldError{Field: "currency", Message: "must be an ISO 4217 currency code"})
-	}
-	fields = append(fields, annotationErrors(r.Description, r.Metadata)...)
+	fields = append(fields, r.amountErrors()...)
 	if len(fields) > 0 {
 		return Invalid(fields...)
 	}
@@ -437,6 +431,19 @@ func (r TxRequest) Validate(c Caller) error {
 		return errForbidden
 	}
 	return nil
+}
+
+// amountErrors checks what every request that moves or reserves money carries: its amount,
+// currency, description and metadata.
+func (r TxRequest) amountErrors() []FieldError {
+	var fields []FieldError
+	if r.Amount < 1 || r.Amount > MaxAmount {
+		fields = append(fields, FieldError{Field: "amount", Message: "must be an integer from 1 to 1000000000000"})
+	}
+	if !ValidCurrency(r.Currency) {
+		fields = append(fields, FieldError{Field: "currency", Message: "must be an ISO 4217 currency code"})
+	}
+	return append(fields, annotationErrors(r.Description, r.Metadata)...)
 }
 
 // annotationErrors checks what a client attaches to a transaction: its description and metadata.

@@ -282,36 +282,51 @@ func (x *Execution) Generate(ctx context.Context, feed *loadgen.Feed) (loadgen.R
 // Runner is the generation's runner, nil before Generate.
 func (x *Execution) Runner() *loadgen.Runner { return x.runner.Load() }
 
-// request builds request seq: its token, idempotency key and body. The body is appended by
-// hand: it is on the hot path, and every value in it needs no escaping.
+// request builds request seq: its token, idempotency key and body.
 func (x *Execution) request(seq uint64) (pk Pick, token, key string, body []byte) {
 	pk = x.picker.Pick(seq)
+	token, body = x.moneyBody(pk, pk.Op, "", seq)
+	return pk, token, x.seqKey(seq), body
+}
+
+// seqKey is the idempotency key of operation seq of the run.
+func (x *Execution) seqKey(seq uint64) string { return x.id + ":" + strconv.FormatUint(seq, 10) }
+
+// moneyBody builds the body that moves pk's money: its type (none for a hold), accounts,
+// amount, currency and the run's description (mark sets holds apart), and the token to send
+// it with (the payer's, else the admin's). It is appended by hand: it is on the hot path, and
+// every value in it needs no escaping.
+func (x *Execution) moneyBody(pk Pick, typ, mark string, seq uint64) (token string, body []byte) {
 	token = x.admin
 	b := make([]byte, 0, 256)
-	b = append(b, `{"type":"`...)
-	b = append(b, pk.Op...)
-	b = append(b, '"')
+	b = append(b, '{')
+	if typ != "" {
+		b = append(b, `"type":"`...)
+		b = append(b, typ...)
+		b = append(b, `",`...)
+	}
 	if pk.From >= 0 {
 		a := x.accounts[pk.From]
 		token = x.users[a.owner].APIKey
-		b = append(b, `,"from_account_id":"`...)
+		b = append(b, `"from_account_id":"`...)
 		b = append(b, a.id...)
-		b = append(b, '"')
+		b = append(b, `",`...)
 	}
 	if pk.To >= 0 {
-		b = append(b, `,"to_account_id":"`...)
+		b = append(b, `"to_account_id":"`...)
 		b = append(b, x.accounts[pk.To].id...)
-		b = append(b, '"')
+		b = append(b, `",`...)
 	}
-	b = append(b, `,"amount":`...)
+	b = append(b, `"amount":`...)
 	b = strconv.AppendInt(b, pk.Amount, 10)
 	b = append(b, `,"currency":"`...)
 	b = append(b, x.cfg.Currency...)
 	b = append(b, `","description":"`...)
 	b = append(b, x.prefix...)
+	b = append(b, mark...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, `"}`...)
-	return pk, token, x.id + ":" + strconv.FormatUint(seq, 10), b
+	return token, b
 }
 
 // account books an applied request's money.

@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -75,27 +74,6 @@ func (s *holdStats) counts(held int64) *HoldCounts {
 		Voided: s.voided.Load(), Expired: s.expired.Load(), Pending: s.pending.Load(), Held: held}
 }
 
-// holdRequest builds hold operation seq's hold: its token (the payer's), idempotency key and
-// body, appended by hand as request does.
-func (x *Execution) holdRequest(seq uint64, pk Pick) (token, key string, body []byte) {
-	from := x.accounts[pk.From]
-	b := make([]byte, 0, 256)
-	b = append(b, `{"from_account_id":"`...)
-	b = append(b, from.id...)
-	b = append(b, `","to_account_id":"`...)
-	b = append(b, x.accounts[pk.To].id...)
-	b = append(b, `","amount":`...)
-	b = strconv.AppendInt(b, pk.Amount, 10)
-	b = append(b, `,"currency":"`...)
-	b = append(b, x.cfg.Currency...)
-	b = append(b, `","description":"`...)
-	b = append(b, x.prefix...)
-	b = append(b, holdMark...)
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, `"}`...)
-	return x.users[from.owner].APIKey, x.id + ":" + strconv.FormatUint(seq, 10), b
-}
-
 // tryAgain reports an answer that leaves a request to be sent again with its key: none came,
 // or one that says it was not applied for now (429, 503, the key in use by an attempt still
 // running).
@@ -122,8 +100,8 @@ func (x *Execution) holdOp(ctx context.Context, c *LedgerClient, seq uint64, pk 
 
 // createHold sends operation seq's hold and returns the answer and, when it was created, its id.
 func (x *Execution) createHold(ctx context.Context, c *LedgerClient, seq uint64, pk Pick) (Answer, string) {
-	token, key, body := x.holdRequest(seq, pk)
-	a := c.CreateHold(ctx, token, key, body)
+	token, body := x.moneyBody(pk, "", holdMark, seq)
+	a := c.CreateHold(ctx, token, x.seqKey(seq), body)
 	if a.Status == http.StatusCreated && a.TxID == "" {
 		// The answer broke off before the hold's id: resending the key will tell it.
 		return Answer{Code: "bad_answer"}, ""
@@ -133,7 +111,7 @@ func (x *Execution) createHold(ctx context.Context, c *LedgerClient, seq uint64,
 
 // settleHoldStep captures or voids hold id of operation seq, as its pick says.
 func (x *Execution) settleHoldStep(ctx context.Context, c *LedgerClient, seq uint64, pk Pick, id string) (Answer, holdOutcome) {
-	token, key := x.users[x.accounts[pk.From].owner].APIKey, x.id+":"+strconv.FormatUint(seq, 10)
+	token, key := x.users[x.accounts[pk.From].owner].APIKey, x.seqKey(seq)
 	var a Answer
 	want := holdOutcome{fate: holdVoided}
 	if pk.Capture > 0 {

@@ -57,7 +57,7 @@ const (
 	sqlClaimKeys    = `SELECT * FROM ledger_claim_keys($1, $2, $3)`
 	sqlLockAccounts = `SELECT * FROM ledger_lock_accounts($1)`
 	sqlWrite        = `SELECT ledger_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-		$15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`
+		$15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`
 )
 
 // stateReads says which of the optional reads round trip 1 queued.
@@ -163,12 +163,6 @@ func (s *Store) commitOnce(ctx context.Context, batch []*ledger.Pending) (err er
 			return err
 		}
 		b.Queue(sqlWriteHolds, hargs...)
-		extra++
-	}
-	if ids, reversed := reversesOf(plan); len(ids) > 0 {
-		// Rare next to transfers: not worth a place in ledger_write.
-		b.Queue(`UPDATE transactions t SET reverses = x.r FROM unnest($1::uuid[], $2::uuid[]) AS x(id, r) WHERE t.id = x.id`,
-			rawIDs(ids), rawIDs(reversed))
 		extra++
 	}
 	if len(plan.Released) > 0 {
@@ -337,26 +331,16 @@ func deref(s *string) string {
 	return *s
 }
 
-// reversesOf lists the plan's reversals and the transactions they reverse.
-func reversesOf(plan *ledger.Plan) (ids, reversed []uuid.UUID) {
-	for _, t := range plan.Transactions {
-		if t.Reverses != nil {
-			ids, reversed = append(ids, t.ID), append(reversed, *t.Reverses)
-		}
-	}
-	return ids, reversed
-}
-
 func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 	n := len(plan.Transactions)
 	txID, typ, cur, desc := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n)
 	from, to := make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 	amount := make([]int64, n)
-	meta := make([]*string, n)    // NULL for none, most of the time
-	hold := make([]*uuid.UUID, n) // a capture's hold
+	meta := make([]*string, n)                                     // NULL for none, most of the time
+	hold, reverses := make([]*uuid.UUID, n), make([]*uuid.UUID, n) // a capture's hold, a reversal's original
 	for i, t := range plan.Transactions {
-		txID[i], typ[i], from[i], to[i], amount[i], cur[i], desc[i], hold[i] =
-			t.ID, string(t.Type), t.FromAccountID, t.ToAccountID, t.Amount, t.Currency, t.Description, t.HoldID
+		txID[i], typ[i], from[i], to[i], amount[i], cur[i], desc[i], hold[i], reverses[i] =
+			t.ID, string(t.Type), t.FromAccountID, t.ToAccountID, t.Amount, t.Currency, t.Description, t.HoldID, t.Reverses
 		if len(t.Metadata) > 0 {
 			b, err := json.Marshal(map[string]string(t.Metadata))
 			if err != nil {
@@ -398,7 +382,7 @@ func writeArgs(plan *ledger.Plan, now time.Time) ([]any, error) {
 			kCode[i], kDetail[i] = &code, &e.Detail
 		}
 	}
-	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc, meta, rawNullIDs(hold),
+	return []any{now, rawIDs(txID), typ, rawNullIDs(from), rawNullIDs(to), amount, cur, desc, meta, rawNullIDs(hold), rawNullIDs(reverses),
 		rawIDs(eTx), rawIDs(eAcc), eAmt, eAfter, rawIDs(bID), bBal, rawIDs(evID), evKey, evPayload,
 		kScope, kKey, rawNullIDs(kTx), kCode, kDetail}, nil
 }

@@ -2,8 +2,13 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 )
 
 // ResolveAmbiguous exposes the commit-outcome resolution: txID or (scope, key) names the
@@ -14,3 +19,32 @@ func (s *Store) ResolveAmbiguous(ctx context.Context, xid string, txID *uuid.UUI
 
 // ErrAmbiguous is the error of a batch proven not applied.
 var ErrAmbiguous = errAmbiguous
+
+// MigrateDownAndUp applies every migration, takes them all back one by one, and applies them
+// again, so that each Down is proven to undo its Up.
+func MigrateDownAndUp(ctx context.Context, directURL string) error {
+	cfg, err := pgx.ParseConfig(directURL)
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		return fmt.Errorf("down: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("up again: %w", err)
+	}
+	return nil
+}

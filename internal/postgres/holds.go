@@ -43,16 +43,13 @@ func (s *Store) Hold(ctx context.Context, id uuid.UUID) (*ledger.Hold, []uuid.UU
 }
 
 // DueHolds lists up to limit pending holds that expire at or before now, oldest first.
-func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]ledger.Hold, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+holdColumns+` FROM holds h
-		WHERE h.status = 'pending' AND h.expires_at <= $1 ORDER BY h.expires_at LIMIT $2`, now, limit)
+func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM holds
+		WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Hold, error) {
-		var h ledger.Hold
-		return h, r.Scan(scanHold(&h)...)
-	})
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
 // holdIDs lists the holds the batch's requests capture, void or expire, and those captured.

@@ -178,11 +178,8 @@ func TestHolds(t *testing.T) {
 	t.Run("only the payer's owner or the admin settles a hold", func(t *testing.T) {
 		h := f.hold(t, obj("from_account_id", f.aUSD, "to_account_id", f.bUSD, "amount", 5, "currency", "USD"))
 		before := snapshot(t, f.db)
-		for _, c := range []struct {
-			who  string
-			path string
-		}{{"receiver capture", "/capture"}, {"receiver void", "/void"}} {
-			assertProblem(t, do(t, f.bc, "POST", "/holds/"+h.ID+c.path, nil), http.StatusNotFound, "not_found")
+		for _, settle := range []string{"/capture", "/void"} { // by the receiver
+			assertProblem(t, do(t, f.bc, "POST", "/holds/"+h.ID+settle, nil), http.StatusNotFound, "not_found")
 		}
 		assertProblem(t, do(t, cc, "POST", "/holds/"+h.ID+"/void", nil), http.StatusNotFound, "not_found")
 		assertUnchanged(t, f.db, before)

@@ -32,14 +32,14 @@ CREATE INDEX holds_pending_expiry ON holds (expires_at) WHERE status = 'pending'
 ALTER TABLE transactions ADD COLUMN hold_id uuid;
 ALTER TABLE idempotency_keys ADD COLUMN hold_id uuid;
 
--- A capture's transaction is written with its hold.
+-- A transaction is written with its links: a capture's hold, a reversal's original.
 DROP FUNCTION ledger_write(timestamptz, uuid[], text[], uuid[], uuid[], bigint[], text[], text[], text[],
     uuid[], uuid[], bigint[], bigint[], uuid[], bigint[], uuid[], text[], json[],
     text[], text[], uuid[], text[], text[]);
 -- +goose StatementBegin
 CREATE FUNCTION ledger_write(p_at timestamptz,
     p_tx uuid[], p_type text[], p_from uuid[], p_to uuid[], p_amount bigint[], p_currency text[],
-    p_description text[], p_metadata text[], p_hold uuid[],
+    p_description text[], p_metadata text[], p_hold uuid[], p_reverses uuid[],
     p_entry_tx uuid[], p_entry_account uuid[], p_entry_amount bigint[], p_entry_after bigint[],
     p_account uuid[], p_balance bigint[],
     p_event uuid[], p_event_key text[], p_event_payload json[],
@@ -47,10 +47,11 @@ CREATE FUNCTION ledger_write(p_at timestamptz,
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO transactions (id, type, from_account_id, to_account_id, amount, currency, description, metadata, hold_id, created_at)
-    SELECT x.id, x.type, x.f, x.t, x.amount, x.currency, x.description, x.metadata::jsonb, x.hold, p_at
-    FROM unnest(p_tx, p_type, p_from, p_to, p_amount, p_currency, p_description, p_metadata, p_hold)
-        AS x(id, type, f, t, amount, currency, description, metadata, hold);
+    INSERT INTO transactions (id, type, from_account_id, to_account_id, amount, currency, description, metadata,
+        hold_id, reverses, created_at)
+    SELECT x.id, x.type, x.f, x.t, x.amount, x.currency, x.description, x.metadata::jsonb, x.hold, x.reverses, p_at
+    FROM unnest(p_tx, p_type, p_from, p_to, p_amount, p_currency, p_description, p_metadata, p_hold, p_reverses)
+        AS x(id, type, f, t, amount, currency, description, metadata, hold, reverses);
     INSERT INTO entries (transaction_id, account_id, amount, balance_after, created_at)
     SELECT x.tx, x.acc, x.amount, x.after, p_at
     FROM unnest(p_entry_tx, p_entry_account, p_entry_amount, p_entry_after)
@@ -181,7 +182,7 @@ ALTER FUNCTION ledger_write_holds(timestamptz, uuid[], uuid[], uuid[], bigint[],
 DROP FUNCTION ledger_lock_accounts_for_holds(uuid[], uuid[], uuid[]);
 DROP FUNCTION ledger_write_holds(timestamptz, uuid[], uuid[], uuid[], bigint[], text[], text[], text[],
     timestamptz[], uuid[], text[], bigint[], uuid[], bigint[], bigint[], text[], text[], uuid[]);
-DROP FUNCTION ledger_write(timestamptz, uuid[], text[], uuid[], uuid[], bigint[], text[], text[], text[], uuid[],
+DROP FUNCTION ledger_write(timestamptz, uuid[], text[], uuid[], uuid[], bigint[], text[], text[], text[], uuid[], uuid[],
     uuid[], uuid[], bigint[], bigint[], uuid[], bigint[], uuid[], text[], json[],
     text[], text[], uuid[], text[], text[]);
 -- +goose StatementBegin
