@@ -3,12 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"io/fs"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 )
 
 // ResolveAmbiguous exposes the commit-outcome resolution: txID or (scope, key) names the
@@ -29,11 +27,7 @@ func MigrateDownAndUp(ctx context.Context, directURL string) error {
 	}
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
+	p, err := migrator(db)
 	if err != nil {
 		return err
 	}

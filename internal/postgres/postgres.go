@@ -36,16 +36,21 @@ func Migrate(ctx context.Context, directURL string) error {
 	return migrate(ctx, db)
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrator is the goose provider of the migrations on db, one process at a time.
+func migrator(db *sql.DB) (*goose.Provider, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	return goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	p, err := migrator(db)
 	if err != nil {
 		return err
 	}
