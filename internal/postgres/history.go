@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 	"txn/internal/ledger"
 
@@ -58,20 +59,19 @@ func (s *Store) BalanceAt(ctx context.Context, accountID uuid.UUID, at time.Time
 }
 
 // Statement reads the balance before st.From and the entries of [st.From, st.To), oldest
-// first, with their transactions' type and description, in one snapshot and one round trip.
-// The entries are read in index order with one primary-key probe each: the planner, costing
-// pages as if read from disk, would rather hash the whole transactions table, and on two cores
-// parallel workers only add their start-up (a month of 8,500 entries: 25 ms instead of 70-115).
+// first, with their transactions' type and description (carried by each entry), in one
+// snapshot and one round trip: a range scan of entries_account_time.
 func (s *Store) Statement(ctx context.Context, st *ledger.Statement) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`SELECT set_config('random_page_cost', '1.1', true), set_config('max_parallel_workers_per_gather', '0', true)`)
+		// The planner, costing pages as if read from disk, would rather gather the month's rows
+		// by bitmap and sort them (8 ms against 2 for a month of 8,200 lines).
+		b.Queue(`SELECT set_config('random_page_cost', '1.1', true)`)
 		b.Queue(`SELECT balance_after FROM entries WHERE account_id = $1 AND created_at < $2
 			ORDER BY created_at DESC, id DESC LIMIT 1`, st.AccountID, st.From)
-		b.Queue(`SELECT e.transaction_id, e.amount, e.balance_after, e.created_at, t.type, t.description
-			FROM entries e JOIN transactions t ON t.id = e.transaction_id
-			WHERE e.account_id = $1 AND e.created_at >= $2 AND e.created_at < $3
-			ORDER BY e.created_at, e.id`, st.AccountID, st.From, st.To)
+		b.Queue(`SELECT transaction_id, amount, balance_after, created_at, type, description
+			FROM entries WHERE account_id = $1 AND created_at >= $2 AND created_at < $3
+			ORDER BY created_at, id`, st.AccountID, st.From, st.To)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -84,18 +84,55 @@ func (s *Store) Statement(ctx context.Context, st *ledger.Statement) error {
 		if err != nil {
 			return err
 		}
-		lines, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.StatementLine, error) {
-			l := ledger.StatementLine{Entry: ledger.Entry{AccountID: st.AccountID}}
-			// As [16]byte: a uuid.UUID is scanned as text and parsed back, a third of the cost.
-			err := r.Scan((*[16]byte)(&l.TransactionID), &l.Amount, &l.BalanceAfter, &l.CreatedAt, &l.Type, &l.Description)
+		st.Entries, err = pgx.AppendRows(st.Entries, rows, func(r pgx.CollectableRow) (ledger.StatementLine, error) {
+			l, err := scanStatementLine(r)
+			l.AccountID = st.AccountID
 			return l, err
 		})
 		if err != nil {
 			return err
 		}
-		st.Entries = append(st.Entries, lines...)
 		return br.Close()
 	})
+}
+
+// pgEpoch is where PostgreSQL's binary timestamps count from.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// scanStatementLine reads a row of Statement's entries query. Decoded from the binary wire
+// format by hand when the row comes in it (every exec mode but the simple protocol's): a month
+// is thousands of lines, and pgx's generic Scan took half of the processor's time for one.
+func scanStatementLine(r pgx.CollectableRow) (ledger.StatementLine, error) {
+	var l ledger.StatementLine
+	v, fd := r.RawValues(), r.FieldDescriptions()
+	for i := range 4 { // type and description read alike in both formats
+		if fd[i].Format != pgx.BinaryFormatCode || v[i] == nil {
+			err := r.Scan((*[16]byte)(&l.TransactionID), &l.Amount, &l.BalanceAfter, &l.CreatedAt, &l.Type, &l.Description)
+			return l, err
+		}
+	}
+	if len(v[0]) != 16 || len(v[1]) != 8 || len(v[2]) != 8 || len(v[3]) != 8 {
+		return l, fmt.Errorf("statement line: unexpected binary widths %d, %d, %d, %d", len(v[0]), len(v[1]), len(v[2]), len(v[3]))
+	}
+	l.TransactionID = uuid.UUID(v[0])
+	l.Amount = int64(binary.BigEndian.Uint64(v[1]))
+	l.BalanceAfter = int64(binary.BigEndian.Uint64(v[2]))
+	l.CreatedAt = pgEpoch.Add(time.Duration(int64(binary.BigEndian.Uint64(v[3]))) * time.Microsecond)
+	l.Type = txType(v[4])
+	if len(v[5]) > 0 {
+		l.Description = string(v[5])
+	}
+	return l, nil
+}
+
+// txType returns the type named b, sharing the constant's string for the known types.
+func txType(b []byte) ledger.TxType {
+	for _, t := range [...]ledger.TxType{ledger.Transfer, ledger.Deposit, ledger.Withdrawal, ledger.Reversal} {
+		if string(b) == string(t) {
+			return t
+		}
+	}
+	return ledger.TxType(b)
 }
 
 // entryCursor names a place in an account's entries: the entry's creation time and id.

@@ -34,8 +34,8 @@ func BenchmarkHistory(b *testing.B) {
 				1, 'USD', 'seed', $2::timestamptz + i * $3::interval
 			FROM generate_series(1, 5 * $4::int) i
 			RETURNING id, to_account_id, created_at)
-		INSERT INTO entries (transaction_id, account_id, amount, balance_after, created_at)
-		SELECT id, to_account_id, 1, row_number() OVER (PARTITION BY to_account_id ORDER BY created_at), created_at
+		INSERT INTO entries (transaction_id, account_id, amount, balance_after, created_at, type, description)
+		SELECT id, to_account_id, 1, row_number() OVER (PARTITION BY to_account_id ORDER BY created_at), created_at, 'deposit', 'seed'
 		FROM tx ORDER BY created_at`,
 		acc, start, step/5, n)
 	if err != nil {

@@ -121,6 +121,27 @@ func TestHistory(t *testing.T) {
 			t.Errorf("%d entries, opening %d, closing %d, opening+entries %d; want 3, 0, 500, 500", len(st.Entries), st.OpeningBalance, st.ClosingBalance, sum)
 		}
 	})
+	t.Run("each line is its entry with its transaction's type and description", func(t *testing.T) {
+		var st statementJSON
+		f.ac.Must(t, http.StatusOK, "GET", "/accounts/"+acc+"/statement?from="+rfc(at[0])+"&to="+rfc(time.Now().Add(time.Hour)), nil).JSON(t, &st)
+		if len(st.Entries) != len(list.Data) {
+			t.Fatalf("%d lines, want %d", len(st.Entries), len(list.Data))
+		}
+		for i, l := range st.Entries {
+			e := list.Data[len(list.Data)-1-i]
+			var tx struct {
+				Type, Description string
+				CreatedAt         string `json:"created_at"`
+			}
+			f.ac.Must(t, http.StatusOK, "GET", "/transactions/"+l.TransactionID, nil).JSON(t, &tx)
+			if l.TransactionID != e.TransactionID || l.Amount != e.Amount || l.BalanceAfter != e.BalanceAfter || l.CreatedAt != e.CreatedAt {
+				t.Errorf("line %d %+v, want the entry %+v", i, l, e)
+			}
+			if l.Type != tx.Type || l.Description != tx.Description || l.CreatedAt != tx.CreatedAt {
+				t.Errorf("line %d type %q description %q at %s, want the transaction's %q %q %s", i, l.Type, l.Description, l.CreatedAt, tx.Type, tx.Description, tx.CreatedAt)
+			}
+		}
+	})
 	t.Run("an empty period has no entries and equal balances", func(t *testing.T) {
 		var st statementJSON
 		f.ac.Must(t, http.StatusOK, "GET", "/accounts/"+acc+"/statement?from="+rfc(time.Now().Add(time.Hour))+"&to="+rfc(time.Now().Add(2*time.Hour)), nil).JSON(t, &st)
