@@ -2,7 +2,8 @@
 # Checks the Docker deployment files as far as a machine without a Docker engine can (part of
 # `make test`):
 #   1. docker-compose.yml validates with Debian's docker-compose 1.29.2 (installed with apt-get when
-#      missing), with and without the observability profile, and uses no unset variable;
+#      missing), with and without the observability profile, and uses no unset variable; HAProxy
+#      accepts the processors' balancer configuration, compose's and the local one;
 #   2. deploy/check (a Go program with Prometheus' PromQL parser, in its own module): every image
 #      pinned (compose and Dockerfile FROM lines), healthchecks behind every depends_on condition,
 #      the services' environment (0.0.0.0 listeners, hosts that are compose services, PgBouncer
@@ -51,6 +52,22 @@ for profile in "" observability; do
 done
 compose --profile observability config >"$TMP/compose.yml" 2>/dev/null
 log "docker-compose $(docker-compose version --short 2>/dev/null || echo '?'): config valid (default and observability profiles)"
+
+# The processors' balancer: compose's configuration, and the local one `PROCESSORS=N make up`
+# derives from it, both as HAProxy itself reads them.
+if ! command -v haproxy >/dev/null && [[ ! -x /usr/sbin/haproxy ]]; then
+	log "installing haproxy from Debian packages"
+	if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null ||
+		die "could not install haproxy with apt-get"
+fi
+PATH=$PATH:/usr/sbin
+haproxy -c -q -f deploy/haproxy/haproxy.cfg || die "haproxy rejects deploy/haproxy/haproxy.cfg"
+scripts/stack.sh haproxy-config 127.0.0.1:8000 127.0.0.1:8100 127.0.0.1:8200 >"$TMP/haproxy-local.cfg"
+haproxy -c -q -f "$TMP/haproxy-local.cfg" || die "haproxy rejects the local configuration (scripts/stack.sh haproxy-config)"
+grep -q 'deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg' docker-compose.yml ||
+	die "compose's balancer does not mount deploy/haproxy/haproxy.cfg"
+log "haproxy $(haproxy -v | awk 'NR==1 { print $3 }'): compose's and the local balancer configurations valid"
 
 # --- 2. images, wiring, Prometheus, Grafana, dashboards -----------------------------------------
 

@@ -8,6 +8,11 @@
 #   scripts/stack.sh down      stop everything this script started
 #   scripts/stack.sh status    what runs
 #   scripts/stack.sh env       the environment the services get, as shell assignments
+#   scripts/stack.sh haproxy-config LISTEN SERVER...   the processors' balancer, for these addresses
+#
+# PROCESSORS, CONSUMERS and NOTIFIERS (1 each by default) set how many instances of each service
+# `up` runs. Several processors listen 100, 200, ... ports above PROCESSOR_ADDR, behind HAProxy
+# on PROCESSOR_ADDR itself; several consumers or notifiers listen on their *_ADDR, 100 above it, ...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -111,6 +116,7 @@ ensure_packages() {
 	[[ -x $RABBITMQ_BIN/rabbitmq-server ]] || missing+=(rabbitmq-server)
 	command -v clickhouse-server >/dev/null || [[ -x /usr/sbin/clickhouse-server ]] || missing+=(clickhouse-server)
 	command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
+	command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
 	((${#missing[@]} == 0)) && return 0
 	log "installing ${missing[*]} from Debian packages"
 	sudo_if_needed apt-get update -qq
@@ -418,21 +424,97 @@ service_addr() { # name -> host:port
 	service_env | sed -n "s/^$var=//p"
 }
 
+# instances name -> "instance host:port" lines: the name itself when it runs once, else name-1..N.
+instances() {
+	local name=$1 n addr host port i
+	case $name in
+	processor) n=${PROCESSORS:-1} ;;
+	consumer) n=${CONSUMERS:-1} ;;
+	notifier) n=${NOTIFIERS:-1} ;;
+	*) n=1 ;;
+	esac
+	[[ $n =~ ^[1-9][0-9]?$ ]] || die "$name: want 1 to 99 instances, not '$n'"
+	addr=$(service_addr "$name")
+	if ((n == 1)); then
+		echo "$name $addr"
+		return
+	fi
+	host=${addr%:*} port=${addr##*:}
+	for ((i = 1; i <= n; i++)); do
+		if [[ $name == processor ]]; then # PROCESSOR_ADDR is the balancer's
+			echo "$name-$i $host:$((port + 100 * i))"
+		else
+			echo "$name-$i $host:$((port + 100 * (i - 1)))"
+		fi
+	done
+}
+
+# pidfiles name -> the pidfiles of every instance of name that `up` ever started
+pidfiles() { { compgen -G "$STATE/run/$1.pid" || true; compgen -G "$STATE/run/$1-[0-9]*.pid" || true; } | sort -V; }
+
 start_service() {
-	local name=$1
-	local pidfile=$STATE/run/$name.pid
-	if pid_alive "$pidfile"; then return 0; fi
+	local name=$1 inst addr want=" " f
 	(cd "$ROOT" && go build -o "$STATE/bin/$name" "./cmd/$name")
 	local envs=()
 	mapfile -t envs < <(service_env)
-	env "${envs[@]}" PPROF_ADDR="$(pprof_addr "$name")" nohup "$STATE/bin/$name" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
-	echo $! >"$pidfile"
-	local addr; addr=$(service_addr "$name")
-	wait_for "$name" 60 curl -fsS "http://$addr/healthz"
-	log "started $name on http://$addr (log: $STATE/logs/$name.log)"
+	while read -r inst addr; do
+		want+="$STATE/run/$inst.pid "
+		pid_alive "$STATE/run/$inst.pid" && continue
+		env "${envs[@]}" "${name^^}_ADDR=$addr" PPROF_ADDR="$(pprof_addr "$inst")" \
+			nohup "$STATE/bin/$name" >>"$STATE/logs/$inst.log" 2>&1 </dev/null &
+		echo $! >"$STATE/run/$inst.pid"
+		wait_for "$inst" 60 curl -fsS "http://$addr/healthz"
+		log "started $inst on http://$addr (log: $STATE/logs/$inst.log)"
+	done < <(instances "$name")
+	# Instances of an earlier `up` with another count
+	for f in $(pidfiles "$name"); do
+		[[ $want == *" $f "* ]] || stop_pidfile "$(basename "$f" .pid)" "$f"
+	done
+	if [[ $name == processor ]]; then
+		if ((${PROCESSORS:-1} > 1)); then start_haproxy; else stop_haproxy; fi
+	fi
 }
 
-stop_service() { stop_pidfile "$1" "$STATE/run/$1.pid"; }
+stop_service() {
+	local f
+	[[ $1 == processor ]] && stop_haproxy
+	for f in $(pidfiles "$1"); do stop_pidfile "$(basename "$f" .pid)" "$f"; done
+}
+
+# haproxy_config listen server...: deploy/haproxy/haproxy.cfg (compose's) with these addresses
+# in place of Docker's: one set of balancer settings for both.
+haproxy_config() {
+	local listen=$1 i=0 s servers=""
+	shift
+	for s in "$@"; do
+		i=$((i + 1))
+		servers+=$'\t'"server processor$i $s check"$'\n'
+	done
+	awk -v listen="$listen" -v servers="$servers" '
+		/^resolvers / { skip = 1 }
+		skip && /^$/ { skip = 0; next }
+		skip { next }
+		/^# Docker.s DNS/ { next }
+		/^\tbind / { print "\tbind " listen; next }
+		/^\tserver-template / { printf "%s", servers; next }
+		{ print }' "$ROOT/deploy/haproxy/haproxy.cfg"
+}
+
+# The balancer in front of several processors, restarted on every `up` so that it follows the count.
+start_haproxy() {
+	local cfg=$STATE/haproxy.cfg addr
+	addr=$(service_addr processor)
+	stop_haproxy
+	# shellcheck disable=SC2046
+	haproxy_config "$addr" $(instances processor | cut -d' ' -f2) >"$cfg"
+	haproxy -c -q -f "$cfg" || die "haproxy rejects $cfg"
+	nohup haproxy -db -f "$cfg" >>"$STATE/logs/haproxy.log" 2>&1 </dev/null &
+	echo $! >"$STATE/run/haproxy.pid"
+	wait_for haproxy 30 curl -fsS -o /dev/null "http://$addr/healthz"
+	log "started haproxy on http://$addr for $(instances processor | wc -l) processors (log: $STATE/logs/haproxy.log)"
+}
+
+stop_haproxy() { stop_pidfile haproxy "$STATE/run/haproxy.pid"; }
 
 # --- commands --------------------------------------------------------------------------------
 
@@ -482,20 +564,34 @@ down() {
 }
 
 status() {
-	local s
+	local s f
 	for s in "${SERVERS[@]}"; do
 		if "running_$s"; then echo "$s: running"; else echo "$s: stopped"; fi
 	done
 	for s in "${SERVICES[@]}"; do
-		if pid_alive "$STATE/run/$s.pid"; then echo "$s: running ($(service_addr "$s"))"; else echo "$s: stopped"; fi
+		f=$(pidfiles "$s")
+		if [[ -z $f ]]; then
+			echo "$s: stopped"
+			continue
+		fi
+		for f in $f; do
+			if pid_alive "$f"; then echo "$(basename "$f" .pid): running"; else echo "$(basename "$f" .pid): stopped"; fi
+		done
 	done
+	if pid_alive "$STATE/run/haproxy.pid"; then echo "haproxy: running ($(service_addr processor))"; fi
 }
 
 case ${1:-} in
 up)
 	servers_up
 	services_up
-	for svc in "${SERVICES[@]}"; do echo "$svc: http://$(service_addr "$svc")"; done
+	for svc in "${SERVICES[@]}"; do
+		if [[ $svc == processor ]] && ((${PROCESSORS:-1} > 1)); then
+			echo "processor: http://$(service_addr processor) (HAProxy over $(instances processor | cut -d' ' -f2 | paste -sd' '))"
+		else
+			echo "$svc: $(instances "$svc" | cut -d' ' -f2 | sed 's|^|http://|' | paste -sd' ')"
+		fi
+	done
 	if [[ $RABBITMQ_MANAGEMENT == 1 ]]; then
 		echo "rabbitmq management: http://127.0.0.1:$RABBITMQ_MGMT_PORT (guest/guest)"
 	fi
@@ -505,5 +601,6 @@ servers) servers_up ;;
 down) down ;;
 status) status ;;
 env) mkdir -p "$STATE"; service_env ;;
-*) die "usage: $0 up|servers|down|status|env" ;;
+haproxy-config) shift; haproxy_config "$@" ;;
+*) die "usage: $0 up|servers|down|status|env|haproxy-config" ;;
 esac

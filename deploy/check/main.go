@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/prometheus/promql/parser"
@@ -329,6 +330,11 @@ type promConfig struct {
 		StaticConfigs []struct {
 			Targets []string `yaml:"targets"`
 		} `yaml:"static_configs"`
+		DNSSDConfigs []struct {
+			Names []string `yaml:"names"`
+			Type  string   `yaml:"type"`
+			Port  int      `yaml:"port"`
+		} `yaml:"dns_sd_configs"`
 	} `yaml:"scrape_configs"`
 }
 
@@ -355,18 +361,28 @@ func (c *checker) checkPrometheus() {
 		if sc.MetricsPath != "" && sc.MetricsPath != "/metrics" {
 			c.r.errorf("%s: job %s scrapes %s; the services serve /metrics", path, sc.JobName, sc.MetricsPath)
 		}
+		var scraped []string
 		for _, st := range sc.StaticConfigs {
-			for _, t := range st.Targets {
-				host, _, err := net.SplitHostPort(t)
-				if err != nil {
-					c.r.errorf("%s: job %s: target %q is not host:port", path, sc.JobName, t)
-					continue
-				}
-				if _, ok := c.compose.Services[host]; !ok && host != "127.0.0.1" && host != "localhost" {
-					c.r.errorf("%s: job %s: target %q is no compose service", path, sc.JobName, t)
-				}
-				targets[t] = sc.JobName
+			scraped = append(scraped, st.Targets...)
+		}
+		for _, d := range sc.DNSSDConfigs { // every replica of a compose service
+			if d.Type != "A" || d.Port == 0 {
+				c.r.errorf("%s: job %s: dns_sd_configs want type A and a port", path, sc.JobName)
 			}
+			for _, n := range d.Names {
+				scraped = append(scraped, net.JoinHostPort(n, strconv.Itoa(d.Port)))
+			}
+		}
+		for _, t := range scraped {
+			host, _, err := net.SplitHostPort(t)
+			if err != nil {
+				c.r.errorf("%s: job %s: target %q is not host:port", path, sc.JobName, t)
+				continue
+			}
+			if _, ok := c.compose.Services[host]; !ok && host != "127.0.0.1" && host != "localhost" {
+				c.r.errorf("%s: job %s: target %q is no compose service", path, sc.JobName, t)
+			}
+			targets[t] = sc.JobName
 		}
 	}
 	for name, svc := range c.goServices() {
