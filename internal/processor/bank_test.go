@@ -22,7 +22,11 @@ import (
 // transactions imply, every account's held sum equal to its pending holds, and every hold
 // settled at most once and never beyond its amount.
 func TestBank(t *testing.T) {
-	p := testenv.StartProcessor(t, func(c *processor.Config) { c.UserRate = 0 })
+	runBank(t, testenv.StartProcessor(t, func(c *processor.Config) { c.UserRate = 0 }))
+}
+
+// runBank is TestBank against p: one processor, or several behind a balancer.
+func runBank(t *testing.T, p *testenv.Processor) {
 	admin := p.Client(p.AdminToken)
 
 	const (

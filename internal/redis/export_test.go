@@ -11,3 +11,6 @@ func (l *Limiter) Counted(scope string) (n int64, synced bool) {
 	}
 	return c.pending + c.synced + c.others, c.pending == 0
 }
+
+// Peers is how many limiters l knows to be alive, itself included.
+func (l *Limiter) Peers() int64 { return l.peers.Load() }

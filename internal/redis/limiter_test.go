@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,8 +10,9 @@ import (
 	"txn/internal/testenv"
 )
 
-// TestLimiterSharesTheLimitAcrossInstances runs two limiters on one Redis, as two processors
-// would: what one allowed counts against the other once both have synced.
+// TestLimiterSharesTheLimitAcrossInstances runs limiters on one Redis, as processors would, and
+// floods them together: each whole second lets the limit through, within 10 %, whether one
+// instance decides or three.
 func TestLimiterSharesTheLimitAcrossInstances(t *testing.T) {
 	url, prefix := testenv.Redis(t)
 	rdb, err := redis.Connect(url)
@@ -18,48 +20,83 @@ func TestLimiterSharesTheLimitAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	const limit = 100
-	newLimiter := func() *redis.Limiter {
+	const limit = 300
+	start := func(prefix string) (*redis.Limiter, context.CancelFunc) {
 		l := redis.NewLimiter(rdb, prefix, func(string) int { return limit })
 		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		go l.Run(ctx)
-		return l
+		done := make(chan struct{})
+		go func() { l.Run(ctx); close(done) }()
+		stop := func() { cancel(); <-done }
+		t.Cleanup(stop)
+		return l, stop
 	}
-	a, b := newLimiter(), newLimiter()
-	allow := func(l *redis.Limiter, n int) (ok int) {
-		for range n {
-			if allowed, _ := l.Allow("user", 1); allowed {
-				ok++
+	// flood has 4 goroutines per limiter ask for 2.5 s and returns what was let through in each
+	// whole second.
+	flood := func(ls ...*redis.Limiter) []int {
+		var mu sync.Mutex
+		perSec := map[int64]int{}
+		deadline := time.Now().Add(2500 * time.Millisecond)
+		var wg sync.WaitGroup
+		for _, l := range ls {
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(deadline) {
+						if ok, _ := l.Allow("user", 1); ok {
+							mu.Lock()
+							perSec[time.Now().Unix()]++
+							mu.Unlock()
+						} else {
+							time.Sleep(time.Millisecond)
+						}
+					}
+				}()
 			}
 		}
-		return ok
+		wg.Wait()
+		first, last := int64(1<<62), int64(0)
+		for s := range perSec {
+			first, last = min(first, s), max(last, s)
+		}
+		var whole []int
+		for s := first + 1; s < last; s++ {
+			whole = append(whole, perSec[s])
+		}
+		return whole
 	}
-	synced := func(l *redis.Limiter, want int64) func() bool {
-		return func() bool {
-			n, done := l.Counted("user")
-			return done && n >= want
+	within := func(t *testing.T, whole []int) {
+		t.Helper()
+		if len(whole) == 0 {
+			t.Fatal("no whole second measured")
+		}
+		for i, n := range whole {
+			if n < limit*9/10 || n > limit*11/10 {
+				t.Errorf("second %d let %d through, want %d ± 10 %%", i+1, n, limit)
+			}
 		}
 	}
-	// Start early in a second, so the whole exchange fits in one window.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
-	start := time.Now().Unix()
 
-	if got := allow(a, 60); got != 60 {
-		t.Fatalf("instance A allowed %d of its first 60", got)
-	}
-	poll(t, "A's counts in Redis", synced(a, 60))
-	if got := allow(b, 1); got != 1 {
-		t.Fatalf("instance B refused its first request")
-	}
-	poll(t, "B learning what A allowed", synced(b, 61))
-	got := allow(b, limit)
-	if time.Now().Unix() != start {
-		t.Skip("the exchange crossed a second boundary on a slow machine; nothing to judge")
-	}
-	if want := limit - 61; got != want {
-		t.Errorf("instance B allowed %d more once it knew of A's 60 and its own 1, want %d", got, want)
-	}
+	t.Run("one instance lets the limit through each second", func(t *testing.T) {
+		l, _ := start(prefix + "one:")
+		within(t, flood(l))
+	})
+	three := prefix + "three:"
+	a, _ := start(three)
+	b, stopB := start(three)
+	c, _ := start(three)
+	t.Run("each instance learns how many are alive", func(t *testing.T) {
+		poll(t, "three limiters alive", func() bool { return a.Peers() == 3 && b.Peers() == 3 && c.Peers() == 3 })
+	})
+	t.Run("three instances together let the limit through each second", func(t *testing.T) {
+		whole := flood(a, b, c)
+		t.Logf("let through per whole second: %v", whole)
+		within(t, whole)
+	})
+	t.Run("a stopped instance leaves the others at once", func(t *testing.T) {
+		stopB()
+		poll(t, "two limiters alive", func() bool { return a.Peers() == 2 && c.Peers() == 2 })
+	})
 }
 
 func poll(t *testing.T, what string, cond func() bool) {

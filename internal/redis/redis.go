@@ -5,8 +5,10 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,12 +106,15 @@ func (c *KeyCache) Delete(ctx context.Context, hashes [][]byte) error {
 
 // Limiter allows each scope (a caller) a number of requests per second across every instance.
 // Requests are decided in memory; a background loop adds this instance's counts to per-second
-// counters in Redis in one pipeline per tick and learns the other instances' counts, so a
-// request never waits for Redis. With one instance the limit is exact; with several it may
-// overshoot by what the others allowed within one tick.
+// counters in Redis in one pipeline per tick and learns the others' counts, so a request never
+// waits for Redis. Between two ticks an instance allows at most its share of what is left of the
+// limit (shareOf), from the count of instances alive (each marks itself alive in Redis every
+// tick), so that instances deciding at once do not together pass the limit. With one instance
+// the limit is exact.
 type Limiter struct {
 	rdb    *goredis.Client
 	prefix string
+	id     string // this instance, among those alive
 	limit  func(scope string) int
 	tick   time.Duration
 
@@ -119,6 +124,7 @@ type Limiter struct {
 	FailedOpen atomic.Int64
 
 	open   atomic.Bool
+	peers  atomic.Int64 // limiters alive, this one included, as of the last tick
 	mu     sync.Mutex
 	window int64
 	scopes map[string]*scopeCount
@@ -128,12 +134,17 @@ type scopeCount struct {
 	pending int64 // allowed here, not yet added in Redis
 	synced  int64 // allowed here and added in Redis
 	others  int64 // allowed by other instances, as of the last tick
+	share   int64 // how many this instance may allow until the next tick
 }
 
 // NewLimiter limits scope to limit(scope) requests per second; a limit of 0 means none.
 func NewLimiter(rdb *goredis.Client, prefix string, limit func(scope string) int) *Limiter {
-	return &Limiter{rdb: rdb, prefix: prefix + "rate:", limit: limit, tick: 50 * time.Millisecond,
-		scopes: map[string]*scopeCount{}}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	l := &Limiter{rdb: rdb, prefix: prefix + "rate:", id: hex.EncodeToString(id[:]), limit: limit,
+		tick: 50 * time.Millisecond, scopes: map[string]*scopeCount{}}
+	l.peers.Store(1)
+	return l
 }
 
 // Allow reports whether scope may make n more requests now, and if so counts them; if not, it
@@ -154,10 +165,10 @@ func (l *Limiter) Allow(scope string, n int64) (ok bool, retryAfter time.Duratio
 	l.advance(sec)
 	c := l.scopes[scope]
 	if c == nil {
-		c = &scopeCount{}
+		c = &scopeCount{share: l.shareOf(limit)}
 		l.scopes[scope] = c
 	}
-	if c.pending+c.synced+c.others+n > limit {
+	if c.pending+n > c.share || c.pending+c.synced+c.others+n > limit {
 		return false, time.Unix(sec+1, 0).Sub(now)
 	}
 	c.pending += n
@@ -180,12 +191,19 @@ func (l *Limiter) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Leave the living at once rather than in two seconds: the others' shares grow now.
+			dctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			_ = l.rdb.ZRem(dctx, l.aliveKey(), l.id).Err()
 			return nil
 		case <-t.C:
 			l.sync(ctx)
 		}
 	}
 }
+
+// aliveKey is the sorted set of the limiters alive, scored by when each was last seen (ms).
+func (l *Limiter) aliveKey() string { return l.prefix + "alive" }
 
 // sync adds the counts allowed since the last tick to Redis and learns the other instances'.
 // Only scopes with new requests are sent (a scope that made none has nothing to add, and what
@@ -207,13 +225,16 @@ func (l *Limiter) sync(ctx context.Context) {
 		}
 	}
 	l.mu.Unlock()
-	if len(deltas) == 0 && !l.open.Load() {
-		return
-	}
 
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	pipe := l.rdb.Pipeline()
+	// This limiter is alive; so are those seen within the last two seconds.
+	now := time.Now()
+	pipe.ZAdd(ctx, l.aliveKey(), goredis.Z{Score: float64(now.UnixMilli()), Member: l.id})
+	pipe.ZRemRangeByScore(ctx, l.aliveKey(), "-inf", strconv.FormatInt(now.Add(-2*time.Second).UnixMilli(), 10))
+	peers := pipe.ZCard(ctx, l.aliveKey())
+	pipe.Expire(ctx, l.aliveKey(), time.Minute)
 	cmds := make([]*goredis.IntCmd, len(deltas))
 	suffix := ":" + time.Unix(window, 0).UTC().Format("150405")
 	for i, d := range deltas {
@@ -222,9 +243,6 @@ func (l *Limiter) sync(ctx context.Context) {
 		if d.first {
 			pipe.Expire(ctx, key, 3*time.Second)
 		}
-	}
-	if len(deltas) == 0 {
-		pipe.Ping(ctx) // probe while failed open
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil {
@@ -236,6 +254,7 @@ func (l *Limiter) sync(ctx context.Context) {
 	if l.open.Swap(false) && l.OnFailOpen != nil {
 		l.OnFailOpen(nil)
 	}
+	l.peers.Store(max(peers.Val(), 1))
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -247,8 +266,22 @@ func (l *Limiter) sync(ctx context.Context) {
 		if c == nil {
 			continue
 		}
+		total := cmds[i].Val()
 		c.pending -= d.n
 		c.synced += d.n
-		c.others = cmds[i].Val() - c.synced
+		c.others = total - c.synced
+		c.share = l.shareOf(max(int64(l.limit(d.scope))-total, 0))
 	}
+}
+
+// shareOf is how much of what is left of a limit this instance may allow until its next tick.
+// Alone, all of it. With others, half of an equal part: the total it learned is already old by
+// what the others allowed since they last told Redis, each at most its own share, so taking
+// half leaves room for that and what is left is shared again at every tick (a flood reaches the
+// limit within a few ticks).
+func (l *Limiter) shareOf(left int64) int64 {
+	if k := l.peers.Load(); k > 1 {
+		return left / (2 * k)
+	}
+	return left
 }
