@@ -42,7 +42,8 @@ type notifierRig struct {
 	inbox    *mongodrv.Collection
 	recv     *receiver
 	notifier *testenv.Proc
-	addr     string // the notifier's operational endpoints
+	addr     string   // the notifier's operational endpoints
+	env      []string // what the notifier was started with, but its address
 }
 
 // uniqueMongoURL is $MONGO_URL with a database no other test uses.
@@ -89,9 +90,20 @@ func startNotifier(t testing.TB, env ...string) *notifierRig {
 	base := []string{"NOTIFIER_ADDR=" + r.addr, "RABBITMQ_URL=" + r.rabbit, "RABBITMQ_EXCHANGE=" + q, "RABBITMQ_QUEUE=" + q,
 		"NOTIFY_RETRY_DELAYS=100ms,200ms", "MONGO_URL=" + r.mongoURL, "DATABASE_URL=" + r.p.Config.DatabaseURL,
 		"WEBHOOK_ALLOW_PRIVATE=true", "WEBHOOK_TIMEOUT=1s", "LOG_LEVEL=" + serviceLogLevel}
+	r.env = append(base[1:], env...)
 	r.notifier = testenv.StartProc(t, "notifier", append(base, env...)...)
 	testenv.WaitHTTP(t, "http://"+r.addr+"/healthz", 20*time.Second)
 	return r
+}
+
+// another starts one more notifier on the same queue and stores; it returns it and its
+// operational endpoints' base URL.
+func (r *notifierRig) another() (*testenv.Proc, string) {
+	r.t.Helper()
+	addr := testenv.FreeAddr(r.t)
+	p := testenv.StartProc(r.t, "notifier", append([]string{"NOTIFIER_ADDR=" + addr}, r.env...)...)
+	testenv.WaitHTTP(r.t, "http://"+addr+"/healthz", 20*time.Second)
+	return p, "http://" + addr
 }
 
 // user creates a user whose webhook is the receiver's endpoint behave, or none when behave is nil.

@@ -30,19 +30,21 @@ import (
 // pipeline is the processor (in process) with relays and a consumer as processes, on a topic,
 // consumer groups, ClickHouse and MongoDB databases and RabbitMQ queues of their own.
 type pipeline struct {
-	t        *testing.T
-	p        *testenv.Processor
-	admin    *testenv.Client
-	topic    string
-	brokers  []string
-	chAddr   string
-	chDB     string
-	mongoURL string
-	mongoDB  string
-	topology rabbitmq.Topology
-	rabbit   string
-	relays   []*testenv.Proc
-	consumer *testenv.Proc
+	t           *testing.T
+	p           *testenv.Processor
+	admin       *testenv.Client
+	topic       string
+	brokers     []string
+	chAddr      string
+	chDB        string
+	mongoURL    string
+	mongoDB     string
+	topology    rabbitmq.Topology
+	rabbit      string
+	relays      []*testenv.Proc
+	consumer    *testenv.Proc
+	consumerURL string   // the first consumer's operational endpoints
+	consumerEnv []string // what consumers are started with, but their address
 }
 
 func startPipeline(t *testing.T, relays int) *pipeline {
@@ -62,14 +64,24 @@ func startPipeline(t *testing.T, relays int) *pipeline {
 			"DATABASE_DIRECT_URL="+pl.p.DirectURL, "KAFKA_BROKERS="+strings.Join(pl.brokers, ","),
 			"KAFKA_TOPIC="+pl.topic, "RELAY_ADDR="+testenv.FreeAddr(t), "LOG_LEVEL="+serviceLogLevel))
 	}
-	pl.consumer = testenv.StartProc(t, "consumer",
-		"KAFKA_BROKERS="+strings.Join(pl.brokers, ","), "KAFKA_TOPIC="+pl.topic,
-		"CONSUMER_GROUP_PREFIX="+pl.topic+"-", "CONSUMER_ADDR="+testenv.FreeAddr(t),
-		"CLICKHOUSE_ADDR="+pl.chAddr, "CLICKHOUSE_DATABASE="+pl.chDB, "MONGO_URL="+pl.mongoURL,
-		"RABBITMQ_URL="+pl.rabbit, "RABBITMQ_EXCHANGE="+q, "RABBITMQ_QUEUE="+q,
-		"CONSUMER_LINGER=100ms", "LOG_LEVEL="+serviceLogLevel)
+	pl.consumerEnv = []string{"KAFKA_BROKERS=" + strings.Join(pl.brokers, ","), "KAFKA_TOPIC=" + pl.topic,
+		"CONSUMER_GROUP_PREFIX=" + pl.topic + "-",
+		"CLICKHOUSE_ADDR=" + pl.chAddr, "CLICKHOUSE_DATABASE=" + pl.chDB, "MONGO_URL=" + pl.mongoURL,
+		"RABBITMQ_URL=" + pl.rabbit, "RABBITMQ_EXCHANGE=" + q, "RABBITMQ_QUEUE=" + q,
+		"CONSUMER_LINGER=100ms", "LOG_LEVEL=" + serviceLogLevel}
+	pl.consumer, pl.consumerURL = pl.startConsumer(t)
 	t.Cleanup(pl.cleanup)
 	return pl
+}
+
+// startConsumer starts a consumer (one more in the same groups, after the first); it returns it
+// and its operational endpoints' base URL.
+func (pl *pipeline) startConsumer(t *testing.T) (*testenv.Proc, string) {
+	t.Helper()
+	addr := testenv.FreeAddr(t)
+	p := testenv.StartProc(t, "consumer", append([]string{"CONSUMER_ADDR=" + addr}, pl.consumerEnv...)...)
+	testenv.WaitHTTP(t, "http://"+addr+"/healthz", 30*time.Second)
+	return p, "http://" + addr
 }
 
 func (pl *pipeline) cleanup() {
