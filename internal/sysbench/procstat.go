@@ -130,23 +130,35 @@ func PIDFile(path string) []int {
 }
 
 // LocalStack is every component of the system as scripts/stack.sh runs it, found through the
-// pid files in its state directory. The outbox relay runs inside the processor; RabbitMQ's
-// epmd (idle after the node registers) is not counted.
+// pid files in its state directory; a service run as several instances (name-1.pid, ...)
+// counts them all. The outbox relay runs inside the processor; RabbitMQ's epmd (idle after the
+// node registers) is not counted.
 func LocalStack(state string) []Component {
-	run := func(name string) func() []int {
-		return func() []int { return PIDFile(filepath.Join(state, "run", name)) }
+	run := func(names ...string) func() []int {
+		return func() []int {
+			var pids []int
+			for _, pattern := range names {
+				files, _ := filepath.Glob(filepath.Join(state, "run", pattern))
+				for _, f := range files {
+					pids = append(pids, PIDFile(f)...)
+				}
+			}
+			return pids
+		}
 	}
+	service := func(name string) func() []int { return run(name+".pid", name+"-[0-9]*.pid") }
 	return []Component{
-		{"processor+relay", run("processor.pid")},
+		{"processor+relay", service("processor")},
+		{"haproxy", run("haproxy.pid")},
 		{"postgres", run("postgres.pidref")},
 		{"pgbouncer", run("pgbouncer.pid")},
 		{"redis", run("redis.pid")},
 		{"kafka (stand-in)", run("kafka.pid")},
-		{"consumer", run("consumer.pid")},
+		{"consumer", service("consumer")},
 		{"clickhouse", run("clickhouse.pid")},
 		{"mongodb (stand-in)", run("mongo.pid")},
 		{"rabbitmq", run("rabbitmq.pid")},
-		{"notifier", run("notifier.pid")},
+		{"notifier", service("notifier")},
 		{"loadtest", run("loadtest.pid")},
 	}
 }
