@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
 
-	pipe "txn/internal/pipeline"
 	"txn/internal/testenv"
 )
 
@@ -49,22 +47,8 @@ func TestTwoConsumersShareTheEventsAndSurviveAKill(t *testing.T) {
 func TestTwoNotifiersShareTheQueueAndSurviveAKill(t *testing.T) {
 	r := startNotifier(t, "NOTIFY_LEASE=3s")
 	second, secondURL := r.another()
-	var hooked, all []pipe.Task
-	for i := range 3 {
-		id, _ := r.user(fmt.Sprintf("u%d", i), answer(http.StatusOK))
-		hooked = append(hooked, tasks(id, 400)...)
-	}
-	inboxOnly, _ := r.user("inbox", nil)
-	all = append(append(all, hooked...), tasks(inboxOnly, 100)...)
-	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for start := 0; start < len(all); start += 100 {
-			r.publish(all[start:min(start+100, len(all))])
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	hooked, all := r.mixedTasks(answer(http.StatusOK), 400)
+	done := r.publishPaced(all)
 
 	t.Run("both notifiers deliver", func(t *testing.T) {
 		testenv.Eventually(t, 30*time.Second, func() string {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -135,6 +136,34 @@ func tasks(user string, n int) []pipe.Task {
 			Amount: int64(i+1) * 100, Currency: "USD", CreatedAt: base.Add(time.Duration(i) * time.Millisecond)}
 	}
 	return out
+}
+
+// mixedTasks makes perUser tasks for each of three users whose webhooks behave so, and 100 for
+// a user with no webhook (inbox only), shuffled; hooked are the first users' tasks.
+func (r *notifierRig) mixedTasks(behave behaviour, perUser int) (hooked, all []pipe.Task) {
+	r.t.Helper()
+	for i := range 3 {
+		id, _ := r.user(fmt.Sprintf("u%d", i), behave)
+		hooked = append(hooked, tasks(id, perUser)...)
+	}
+	inboxOnly, _ := r.user("inbox", nil)
+	all = append(append(all, hooked...), tasks(inboxOnly, 100)...)
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	return hooked, all
+}
+
+// publishPaced publishes ts 100 at a time, 50 ms apart, in the background; the channel closes
+// when all are published.
+func (r *notifierRig) publishPaced(ts []pipe.Task) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for start := 0; start < len(ts); start += 100 {
+			r.publish(ts[start:min(start+100, len(ts))])
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return done
 }
 
 func (r *notifierRig) publish(ts []pipe.Task) {

@@ -232,23 +232,8 @@ func TestNotifierSurvivesKills(t *testing.T) {
 			w.WriteHeader(http.StatusBadGateway)
 		}
 	}
-	var hooked, all []pipe.Task
-	for i := range 3 {
-		id, _ := r.user(fmt.Sprintf("u%d", i), flaky)
-		hooked = append(hooked, tasks(id, 500)...)
-	}
-	inboxOnly, _ := r.user("inbox", nil)
-	all = append(append(all, hooked...), tasks(inboxOnly, 100)...)
-	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for start := 0; start < len(all); start += 100 {
-			r.publish(all[start:min(start+100, len(all))])
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	hooked, all := r.mixedTasks(flaky, 500)
+	done := r.publishPaced(all)
 	kills := 0
 	for range 4 {
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)

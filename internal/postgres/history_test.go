@@ -10,31 +10,22 @@ import (
 
 	"txn/internal/ledger"
 	"txn/internal/postgres"
-	"txn/internal/testenv"
 )
 
 // TestStatementInEveryExecMode checks that a statement reads the same lines whether rows come
 // in binary (decoded by hand) or as text (the simple protocol, through pgx's Scan).
 func TestStatementInEveryExecMode(t *testing.T) {
-	_, direct := testenv.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := postgres.Migrate(ctx, direct); err != nil {
-		t.Fatal(err)
-	}
+	seed, direct := migratedDatabase(t)
 	// PostgreSQL counts binary times from 2000: the period starts before it and ends after.
 	acc, start := uuid.New(), time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)
-	seed, err := postgres.Connect(ctx, direct, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = seed.Exec(ctx, `INSERT INTO entries (transaction_id, account_id, amount, balance_after, created_at, type, description)
+	_, err := seed.Exec(ctx, `INSERT INTO entries (transaction_id, account_id, amount, balance_after, created_at, type, description)
 		VALUES (gen_random_uuid(), $1, 500, 500, '1999-12-01 00:00:00+00', 'deposit', ''),
 			(gen_random_uuid(), $1, -200, 300, '1999-12-31 23:59:59.999999+00', 'withdrawal', 'café "au lait"'),
 			(gen_random_uuid(), $1, 50, 350, '2000-01-01 00:00:01.5+00', 'reversal', 'undo'),
 			(gen_random_uuid(), $1, 9223372036854775000, 9223372036854775350, '2026-12-04 10:00:00+00', 'transfer', '')`,
 		acc)
-	seed.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,23 +11,14 @@ import (
 
 	"txn/internal/ledger"
 	"txn/internal/postgres"
-	"txn/internal/testenv"
 )
 
 // TestResolveAmbiguousCommit checks how a batch whose COMMIT got no answer is settled from its
 // transaction id, including the id a crash gave to another transaction.
 func TestResolveAmbiguousCommit(t *testing.T) {
-	_, direct := testenv.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := postgres.Migrate(ctx, direct); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Connect(ctx, direct, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, _ := migratedDatabase(t)
 	s := postgres.NewStore(pool)
 	cause := errors.New("connection lost at COMMIT")
 
