@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos chaos-short
+.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos chaos-short failover
 
 up:
 	@$(STACK) up
@@ -51,6 +51,12 @@ chaos:
 chaos-short:
 	@CHAOS_PRIVATE=1 CHAOS_TARGETS="postgres kafka processor consumer notifier" CHAOS_GAP=6 \
 		CHAOS_RATE=200 CHAOS_USERS=50 scripts/chaos.sh
+
+# PostgreSQL failover under load: a private copy of the system with HA=1 (a primary and a
+# synchronous standby, pg_auto_failover), the primary node SIGKILLed twice while a load run goes
+# on, then the money verified and every effect audited; prints the requests each failover failed.
+failover:
+	@HA=1 CHAOS_PRIVATE=1 CHAOS_TARGETS="primary primary" CHAOS_GAP=15 CHAOS_RATE=200 CHAOS_USERS=50 scripts/chaos.sh
 
 # The whole system (a private copy) under load at several rates: CPU per transaction per component.
 bench-system:

@@ -6,12 +6,17 @@
 # run's transactions compared one by one with analytics rows, activity items and notifications.
 #   CHAOS_RATE=300 CHAOS_USERS=100 CHAOS_GAP=15 CHAOS_TARGETS="postgres redis ..." scripts/chaos.sh
 # CHAOS_PRIVATE=1 runs it on a private copy of the system started from scratch (and stopped
-# after), beside whatever `make up` runs: the short version `make test` runs.
+# after), beside whatever `make up` runs: the short version `make test` runs. With HA=1 the
+# target "primary" is the PostgreSQL node that accepts writes (make failover).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 if [[ ${CHAOS_PRIVATE:-0} == 1 ]]; then
-	PRIVATE_NAME=chaos PRIVATE_PORT_BASE=2 source scripts/private-stack.sh
+	if [[ ${HA:-0} == 1 ]]; then
+		PRIVATE_NAME=chaos-ha PRIVATE_PORT_BASE=3 source scripts/private-stack.sh
+	else
+		PRIVATE_NAME=chaos PRIVATE_PORT_BASE=2 source scripts/private-stack.sh
+	fi
 	private_fresh
 	trap private_down EXIT
 	scripts/stack.sh up >/dev/null
@@ -26,10 +31,24 @@ api=http://${LOADTEST_ADDR:-127.0.0.1:8001}/api/v1
 call() { curl -fsS -H "Authorization: Bearer $TXN_ADMIN_TOKEN" -H 'Content-Type: application/json' "$@"; }
 field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"r": v}))' "$1"; }
 
-# pid_of prints the pid to kill for a target: the PostgreSQL postmaster, or the pid file's.
+# pid_of prints what to kill for a target: the PostgreSQL postmaster; with HA=1, "primary": the
+# session (keeper and PostgreSQL, as a lost machine) of the node that accepts writes now, as a
+# process group; or the pid file's.
 pid_of() {
+	local i
 	case $1 in
 	postgres) head -1 "$STATE/run/postgres.pidref" ;;
+	primary)
+		for i in 1 2; do
+			if [[ $(psql -h 127.0.0.1 -p $((${PG_PORT:-55432} + 10 + i)) -U postgres -d postgres -qAtX \
+				-c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]]; then
+				echo "-$(cat "$STATE/run/pgnode$i.pid")"
+				return
+			fi
+		done
+		echo "no node accepts writes" >&2
+		return 1
+		;;
 	*) cat "$STATE/run/$1.pid" ;;
 	esac
 }
@@ -44,7 +63,7 @@ for t in "${targets[@]}"; do
 	sleep "$gap"
 	pid=$(pid_of "$t")
 	at=$(date +%s.%N)
-	kill -9 "$pid"
+	kill -9 -- "$pid"
 	scripts/stack.sh up >/dev/null 2>&1 || echo "  $t: make up failed"
 	back=$(echo "$(date +%s.%N) - $at" | bc)
 	echo "$t $at $back" >>"$STATE/chaos-faults.txt"

@@ -10,13 +10,15 @@
 #   scripts/stack.sh env       the environment the services get, as shell assignments
 #   scripts/stack.sh haproxy-config LISTEN SERVER...   the processors' balancer, for these addresses
 #
-# PROCESSORS, CONSUMERS and NOTIFIERS (1 each by default) set how many instances of each service
+# HA=1 runs PostgreSQL as a primary and a synchronous standby with automatic failover
+# (scripts/stack-ha.sh). PROCESSORS, CONSUMERS and NOTIFIERS (1 each by default) set how many instances of each service
 # `up` runs. Several processors listen 100, 200, ... ports above PROCESSOR_ADDR, behind HAProxy
 # on PROCESSOR_ADDR itself; several consumers or notifiers listen on their *_ADDR, 100 above it, ...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${STATE_DIR:-$ROOT/.state}
+PATH=$PATH:/usr/sbin # haproxy, for users without it in their PATH
 
 PG_PORT=${PG_PORT:-55432}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-56432}
@@ -43,6 +45,9 @@ RABBITMQ_BIN=/usr/lib/rabbitmq/bin # not /usr/sbin: those wrappers switch user a
 # Servers in start order; `down` walks it backwards. Each name has start_<name>, running_<name>,
 # ready_<name> and stop_<name> functions below.
 SERVERS=(postgres pgbouncer redis kafka mongo clickhouse rabbitmq)
+# HA=1: PostgreSQL as a pg_auto_failover monitor and two nodes behind HAProxy (scripts/stack-ha.sh).
+HA_SERVERS=(pgmonitor pgnode1 pgnode2 pgprimary)
+[[ ${HA:-0} == 1 ]] && SERVERS=("${HA_SERVERS[@]}" "${SERVERS[@]:1}")
 # Go services: each is cmd/<name>, listening on the port in its *_ADDR variable.
 SERVICES=()
 for s in processor consumer notifier loadtest; do
@@ -116,7 +121,10 @@ ensure_packages() {
 	[[ -x $RABBITMQ_BIN/rabbitmq-server ]] || missing+=(rabbitmq-server)
 	command -v clickhouse-server >/dev/null || [[ -x /usr/sbin/clickhouse-server ]] || missing+=(clickhouse-server)
 	command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
-	command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
+	command -v haproxy >/dev/null || missing+=(haproxy)
+	if [[ ${HA:-0} == 1 ]]; then
+		command -v pg_autoctl >/dev/null || missing+=(postgresql-15-auto-failover pg-auto-failover-cli)
+	fi
 	((${#missing[@]} == 0)) && return 0
 	log "installing ${missing[*]} from Debian packages"
 	sudo_if_needed apt-get update -qq
@@ -135,6 +143,33 @@ pg_home() {
 
 # --- PostgreSQL ------------------------------------------------------------------------------
 
+# pg_settings: what every PostgreSQL server of the stack runs with, past its addresses.
+pg_settings() {
+	cat <<-EOF
+		max_connections = 200
+		shared_buffers = 512MB
+		wal_buffers = 16MB
+		max_wal_size = 4GB
+		checkpoint_timeout = 15min
+		# A new WAL segment gets its size from its last byte instead of 16 MB of zeros:
+		# zero-filling took 13 % of PostgreSQL's CPU under write load until segments recycle.
+		wal_init_zero = off
+		# Durability stays on: an answered 2xx must survive a crash.
+		synchronous_commit = on
+	EOF
+}
+
+# pg_roles port: the application's role, owning its database, on the server at port.
+pg_roles() {
+	as_pg psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<-EOF
+		SELECT 'CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD ''$PG_PASSWORD'''
+		WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER') \gexec
+		SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
+		WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_DB') \gexec
+		ALTER DATABASE $PG_DB OWNER TO $PG_USER;
+	EOF
+}
+
 start_postgres() {
 	local home; home=$(pg_home)
 	local data=$home/pg
@@ -142,31 +177,15 @@ start_postgres() {
 	((EUID == 0)) && chown postgres: "$home"
 	if [[ ! -s $data/PG_VERSION ]]; then
 		as_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$STATE/logs/initdb.log"
-		cat >>"$data/postgresql.conf" <<-EOF
-			listen_addresses = '127.0.0.1'
-			port = $PG_PORT
-			unix_socket_directories = '$home'
-			max_connections = 200
-			shared_buffers = 512MB
-			wal_buffers = 16MB
-			max_wal_size = 4GB
-			checkpoint_timeout = 15min
-			# A new WAL segment gets its size from its last byte instead of 16 MB of zeros:
-			# zero-filling took 13 % of PostgreSQL's CPU under write load until segments recycle.
-			wal_init_zero = off
-			# Durability stays on: an answered 2xx must survive a crash.
-			synchronous_commit = on
-		EOF
+		{
+			printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\n" "$PG_PORT" "$home"
+			pg_settings
+		} >>"$data/postgresql.conf"
 	fi
 	gone_or_reaped "$data/postmaster.pid"
 	as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$home/postgres.log" -w -t 60 start >/dev/null
 	ln -sf "$data/postmaster.pid" "$STATE/run/postgres.pidref"
-	as_pg psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<-EOF
-		SELECT 'CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD ''$PG_PASSWORD'''
-		WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER') \gexec
-		SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
-		WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PG_DB') \gexec
-	EOF
+	pg_roles "$PG_PORT"
 }
 # Not pg_ctl status: it counts a killed postmaster as running until its parent reaps it, and
 # `make up` right after a SIGKILL would then wait for a server that is gone.
@@ -516,6 +535,9 @@ start_haproxy() {
 
 stop_haproxy() { stop_pidfile haproxy "$STATE/run/haproxy.pid"; }
 
+# shellcheck source=scripts/stack-ha.sh
+source "$ROOT/scripts/stack-ha.sh"
+
 # --- commands --------------------------------------------------------------------------------
 
 # Our ports lie in the kernel's ephemeral range: when allowed (root), reserve them, so that no
@@ -561,6 +583,12 @@ down() {
 	local i
 	for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
 	for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do "stop_${SERVERS[i]}"; done
+	# PostgreSQL of the other kind than this call's HA, if an earlier `up` started it
+	if [[ ${HA:-0} == 1 ]]; then
+		stop_postgres
+	else
+		for ((i = ${#HA_SERVERS[@]} - 1; i >= 0; i--)); do "stop_${HA_SERVERS[i]}"; done
+	fi
 }
 
 status() {
