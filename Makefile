@@ -27,6 +27,7 @@ test:
 	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	@$(MAKE) --no-print-directory chaos-short
+	@$(MAKE) --no-print-directory failover
 	@scripts/check-deploy.sh
 
 # Fuzzing: request decoding, and the ledger's batch planning with the money invariants as oracle.
@@ -56,7 +57,8 @@ chaos-short:
 # synchronous standby, pg_auto_failover), the primary node SIGKILLed twice while a load run goes
 # on, then the money verified and every effect audited; prints the requests each failover failed.
 failover:
-	@HA=1 CHAOS_PRIVATE=1 CHAOS_TARGETS="primary primary" CHAOS_GAP=15 CHAOS_RATE=200 CHAOS_USERS=50 scripts/chaos.sh
+	@HA=1 CHAOS_PRIVATE=1 CHAOS_TARGETS="primary primary" CHAOS_GAP=15 CHAOS_RATE=200 CHAOS_USERS=50 CHAOS_GOAL_S=20 \
+		scripts/chaos.sh
 
 # The whole system (a private copy) under load at several rates: CPU per transaction per component.
 bench-system:

@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 if [[ ${CHAOS_PRIVATE:-0} == 1 ]]; then
 	if [[ ${HA:-0} == 1 ]]; then
-		PRIVATE_NAME=chaos-ha PRIVATE_PORT_BASE=3 source scripts/private-stack.sh
+		PRIVATE_NAME=chaos-ha PRIVATE_PORT_BASE=4 source scripts/private-stack.sh
 	else
 		PRIVATE_NAME=chaos PRIVATE_PORT_BASE=2 source scripts/private-stack.sh
 	fi
@@ -81,24 +81,25 @@ clickhouse-client --host "${ch%:*}" --port "${ch##*:}" -d txn -q "
 	SELECT intDiv(sent_us, 1000000) AS s, error_code, count() FROM loadtest_requests
 	WHERE run_id = '$run' AND status NOT IN (200, 201, 422) GROUP BY s, error_code ORDER BY s" \
 	>"$STATE/chaos-failures.txt"
-python3 - "$STATE/chaos-run.json" "$rate" "$STATE/chaos-faults.txt" "$STATE/chaos-failures.txt" <<'PY'
+python3 - "$STATE/chaos-run.json" "$rate" "$STATE/chaos-faults.txt" "$STATE/chaos-failures.txt" "${CHAOS_GOAL_S:-5}" <<'PY'
 import bisect, collections, json, sys
 run = json.load(open(sys.argv[1])); rate = int(sys.argv[2])
 faults = [(float(at), name) for name, at, _ in (l.split() for l in open(sys.argv[3]))]
-per = collections.defaultdict(collections.Counter)
+per = collections.defaultdict(collections.Counter)  # by fault index, -1 before any
 for line in open(sys.argv[4]):
     s, code, n = line.split("\t")
     i = bisect.bisect_right([at for at, _ in faults], int(s) + 1) - 1
-    per[faults[i][1] if i >= 0 else "before any fault"][code or "no answer"] += int(n)
+    per[i][code or "no answer"] += int(n)
 v = run.get("verification") or {}
 print(f"sent {run['sent']}, ok {run['ok']}, failed {run['failed']} (refusals included), logged {run['sent'] - run.get('log_dropped', 0)}")
 total = 0
-for _, name in [(0, "before any fault")] + faults:
-    c = per.get(name)
+for i, name in [(-1, "before any fault")] + [(i, name) for i, (_, name) in enumerate(faults)]:
+    c = per.get(i)
     if c:
         n = sum(c.values()); total += n
         print(f"  after {name:<10} {n:6d} failed ({n / rate:.2f} s of traffic): " + ", ".join(f"{k} {m}" for k, m in c.most_common()))
-print(f"failed by the faults: {total} requests, {total / rate:.2f} s of traffic at {rate}/s (goal <= 5 s)")
+goal = float(sys.argv[5])
+print(f"failed by the faults: {total} requests, {total / rate:.2f} s of traffic at {rate}/s (goal <= {goal:g} s)")
 print(f"verification {'ok' if v.get('ok') else 'FAILED'}")
 for p in v.get("problems") or []:
     print("  problem:", p)

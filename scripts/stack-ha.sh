@@ -13,7 +13,8 @@ pgha_node_port() { echo $((PG_PORT + 10 + $1)); }
 # state (kept under XDG directories) private to this stack.
 pgha_argv() {
 	local home; home=$(pg_home)
-	PGHA_ARGV=(env XDG_CONFIG_HOME="$home/ha/config" XDG_DATA_HOME="$home/ha/data" PG_CONFIG="$PG_BIN/pg_config" "$@")
+	PGHA_ARGV=(env XDG_CONFIG_HOME="$home/ha/config" XDG_DATA_HOME="$home/ha/data" XDG_RUNTIME_DIR="$home/ha/run"
+		PG_CONFIG="$PG_BIN/pg_config" "$@")
 	((EUID == 0)) && PGHA_ARGV=(runuser -u postgres -- "${PGHA_ARGV[@]}")
 	return 0
 }
@@ -29,7 +30,13 @@ pgha_data() { # name -> its data directory
 # pgha_run name: `pg_autoctl run` for name in a session of its own, so that a fault test can end
 # the node (its keeper and its PostgreSQL) as a lost machine would: by process group.
 pgha_run() {
-	pgha_argv pg_autoctl run --pgdata "$(pgha_data "$1")"
+	local data f; data=$(pgha_data "$1")
+	# A node killed as a lost machine leaves pid files whose processes may linger as zombies
+	# nobody reaps; neither pg_autoctl nor PostgreSQL would start beside them.
+	for f in "$data/postmaster.pid" "$(pg_home)/ha/run/pg_autoctl$data/pg_autoctl.pid"; do
+		[[ -s $f ]] && ! alive "$(head -1 "$f")" && rm -f "$f"
+	done
+	pgha_argv pg_autoctl run --pgdata "$data"
 	setsid nohup "${PGHA_ARGV[@]}" >>"$STATE/logs/$1.log" 2>&1 </dev/null &
 	echo $! >"$STATE/run/$1.pid"
 }
@@ -50,13 +57,13 @@ pgha_stop() {
 }
 pgha_running() { pid_alive "$STATE/run/$1.pid"; }
 
-# The monitor, with health checks tuned so that a lost primary is noticed within about 2 s
-# (pg_auto_failover's defaults take 20 s or more).
+# The monitor, with health checks tuned so that a lost primary is noticed within about 2 s and
+# replaced 4 s later (pg_auto_failover's defaults take 20 s to notice and 30 s to replace).
 start_pgmonitor() {
 	local home; home=$(pg_home)
 	local data=$home/ha/monitor
-	mkdir -p "$home/ha"
-	((EUID == 0)) && chown postgres: "$home" "$home/ha"
+	mkdir -p "$home/ha/run"
+	((EUID == 0)) && chown postgres: "$home" "$home/ha" "$home/ha/run"
 	if [[ ! -s $data/PG_VERSION ]]; then
 		pgha pg_autoctl create monitor --pgctl "$PG_BIN/pg_ctl" --pgdata "$data" --pgport "$PGHA_MONITOR_PORT" \
 			--hostname 127.0.0.1 --auth trust --no-ssl >>"$STATE/logs/pgmonitor.log" 2>&1
@@ -67,6 +74,10 @@ start_pgmonitor() {
 			pgautofailover.health_check_max_retries = 1
 			pgautofailover.health_check_retry_delay = 500
 			pgautofailover.node_considered_unhealthy_timeout = 2000
+			# Promote 4 s after the primary is lost, not 30: a primary that is only cut off from
+			# the monitor demotes itself after 3 s (network_partition_timeout, set on each node),
+			# so it has stopped taking writes before the standby starts to.
+			pgautofailover.primary_demote_timeout = 4000
 		EOF
 	fi
 	pgha_run pgmonitor
@@ -81,11 +92,14 @@ start_pgnode() {
 	local i=$1 home; home=$(pg_home)
 	local data=$home/ha/node$i port; port=$(pgha_node_port "$i")
 	if [[ ! -s $data/PG_VERSION ]]; then
+		# The application's role and database go to the primary before a standby copies it.
+		((i == 1)) || pg_roles "$(pgha_primary_port)"
 		pgha pg_autoctl create postgres --pgctl "$PG_BIN/pg_ctl" --pgdata "$data" --pgport "$port" \
 			--listen 127.0.0.1 --hostname 127.0.0.1 --name "node$i" --dbname "$PG_DB" --auth trust --no-ssl \
 			--monitor "postgres://autoctl_node@127.0.0.1:$PGHA_MONITOR_PORT/pg_auto_failover?sslmode=disable" \
 			>>"$STATE/logs/pgnode$i.log" 2>&1
 		pg_settings | as_pg tee -a "$data/postgresql.conf" >/dev/null
+		pgha pg_autoctl config set --pgdata "$data" timeout.network_partition_timeout 3 >/dev/null
 	fi
 	pgha_run "pgnode$i"
 }
@@ -100,8 +114,7 @@ start_pgnode1() { start_pgnode 1; }
 running_pgnode1() { pgha_running pgnode1; }
 ready_pgnode1() { ready_pgnode 1; }
 stop_pgnode1() { pgha_stop pgnode1; }
-# The application's role and database go to the primary before the standby copies it.
-start_pgnode2() { pg_roles "$(pgha_primary_port)" && start_pgnode 2; }
+start_pgnode2() { start_pgnode 2; }
 running_pgnode2() { pgha_running pgnode2; }
 ready_pgnode2() { ready_pgnode 2; }
 stop_pgnode2() { pgha_stop pgnode2; }
