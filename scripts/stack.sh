@@ -474,10 +474,15 @@ pidfiles() { { compgen -G "$STATE/run/$1.pid" || true; compgen -G "$STATE/run/$1
 start_service() {
 	local name=$1 inst addr want=" " f
 	(cd "$ROOT" && go build -o "$STATE/bin/$name" "./cmd/$name")
+	while read -r inst addr; do want+="$STATE/run/$inst.pid "; done < <(instances "$name")
+	# First what an earlier `up` with another count left: its addresses may be the new ones'.
+	for f in $(pidfiles "$name"); do
+		[[ $want == *" $f "* ]] || stop_pidfile "$(basename "$f" .pid)" "$f"
+	done
+	if [[ $name == processor ]] && ((${PROCESSORS:-1} == 1)); then stop_haproxy; fi
 	local envs=()
 	mapfile -t envs < <(service_env)
 	while read -r inst addr; do
-		want+="$STATE/run/$inst.pid "
 		pid_alive "$STATE/run/$inst.pid" && continue
 		env "${envs[@]}" "${name^^}_ADDR=$addr" PPROF_ADDR="$(pprof_addr "$inst")" \
 			nohup "$STATE/bin/$name" >>"$STATE/logs/$inst.log" 2>&1 </dev/null &
@@ -485,13 +490,7 @@ start_service() {
 		wait_for "$inst" 60 curl -fsS "http://$addr/healthz"
 		log "started $inst on http://$addr (log: $STATE/logs/$inst.log)"
 	done < <(instances "$name")
-	# Instances of an earlier `up` with another count
-	for f in $(pidfiles "$name"); do
-		[[ $want == *" $f "* ]] || stop_pidfile "$(basename "$f" .pid)" "$f"
-	done
-	if [[ $name == processor ]]; then
-		if ((${PROCESSORS:-1} > 1)); then start_haproxy; else stop_haproxy; fi
-	fi
+	if [[ $name == processor ]] && ((${PROCESSORS:-1} > 1)); then start_haproxy; fi
 }
 
 stop_service() {
