@@ -67,8 +67,8 @@ start_pgmonitor() {
 	if [[ ! -s $data/PG_VERSION ]]; then
 		pgha pg_autoctl create monitor --pgctl "$PG_BIN/pg_ctl" --pgdata "$data" --pgport "$PGHA_MONITOR_PORT" \
 			--hostname 127.0.0.1 --auth trust --no-ssl >>"$STATE/logs/pgmonitor.log" 2>&1
+		pgha pg_autoctl config set --pgdata "$data" postgresql.listen_addresses 127.0.0.1 >/dev/null
 		as_pg tee -a "$data/postgresql.auto.conf" >/dev/null <<-EOF
-			listen_addresses = '127.0.0.1'
 			pgautofailover.health_check_period = 1000
 			pgautofailover.health_check_timeout = 1000
 			pgautofailover.health_check_max_retries = 1
