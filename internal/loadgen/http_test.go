@@ -126,8 +126,10 @@ func TestNoCoordinatedOmission(t *testing.T) {
 	for i, p := range pts {
 		t.Logf("second %d: sent %d answered %d ok %d rate %.0f late %d p50 %.3f ms p99 %.3f ms", i, p.Sent, p.Answered, p.OK, p.Rate, p.Late, p.P50Ms, p.P99Ms)
 		if i >= 4 {
-			if p.Sent != 0 || p.OK != 0 {
-				t.Errorf("second %d: sent %d, ok %d: nothing was due after 4 s", i, p.Sent, p.OK)
+			// Requests counted by their due time (OK, Failed): none was due after 4 s. A send
+			// may still go out then, late, when the machine held the generator back.
+			if p.OK+p.Failed != 0 || p.Sent != p.Late {
+				t.Errorf("second %d: sent %d (%d late), ok %d, failed %d: nothing was due after 4 s", i, p.Sent, p.Late, p.OK, p.Failed)
 			}
 			continue
 		}
