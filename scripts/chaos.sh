@@ -35,19 +35,12 @@ field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(eval(sys.ar
 # session (keeper and PostgreSQL, as a lost machine) of the node that accepts writes now, as a
 # process group; or the pid file's.
 pid_of() {
-	local i
+	local node
 	case $1 in
 	postgres) head -1 "$STATE/run/postgres.pidref" ;;
 	primary)
-		for i in 1 2; do
-			if [[ $(psql -h 127.0.0.1 -p $((${PG_PORT:-55432} + 10 + i)) -U postgres -d postgres -qAtX \
-				-c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]]; then
-				echo "-$(cat "$STATE/run/pgnode$i.pid")"
-				return
-			fi
-		done
-		echo "no node accepts writes" >&2
-		return 1
+		node=$(scripts/stack.sh ha-primary) || { echo "no node accepts writes" >&2; return 1; }
+		echo "-$(cat "$STATE/run/pgnode$node.pid")"
 		;;
 	*) cat "$STATE/run/$1.pid" ;;
 	esac

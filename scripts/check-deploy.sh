@@ -27,13 +27,17 @@ trap 'rm -rf "$TMP"' EXIT
 
 # --- 1. compose validation ---------------------------------------------------------------------
 
-if ! command -v docker-compose >/dev/null; then
-	log "installing docker-compose from Debian packages"
+PATH=$PATH:/usr/sbin
+# need command: install the Debian package of the same name when the command is missing.
+need() {
+	command -v "$1" >/dev/null && return 0
+	log "installing $1 from Debian packages"
 	if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
 	"${SUDO[@]}" apt-get update -qq
-	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null ||
-		die "could not install docker-compose with apt-get"
-fi
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null ||
+		die "could not install $1 with apt-get"
+}
+need docker-compose
 
 compose() { docker-compose -f docker-compose.yml "$@"; }
 
@@ -55,13 +59,7 @@ log "docker-compose $(docker-compose version --short 2>/dev/null || echo '?'): c
 
 # The processors' balancer: compose's configuration, and the local one `PROCESSORS=N make up`
 # derives from it, both as HAProxy itself reads them.
-if ! command -v haproxy >/dev/null && [[ ! -x /usr/sbin/haproxy ]]; then
-	log "installing haproxy from Debian packages"
-	if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
-	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null ||
-		die "could not install haproxy with apt-get"
-fi
-PATH=$PATH:/usr/sbin
+need haproxy
 haproxy -c -q -f deploy/haproxy/haproxy.cfg || die "haproxy rejects deploy/haproxy/haproxy.cfg"
 scripts/stack.sh haproxy-config 127.0.0.1:8000 127.0.0.1:8100 127.0.0.1:8200 >"$TMP/haproxy-local.cfg"
 haproxy -c -q -f "$TMP/haproxy-local.cfg" || die "haproxy rejects the local configuration (scripts/stack.sh haproxy-config)"

@@ -93,7 +93,7 @@ start_pgnode() {
 	local data=$home/ha/node$i port; port=$(pgha_node_port "$i")
 	if [[ ! -s $data/PG_VERSION ]]; then
 		# The application's role and database go to the primary before a standby copies it.
-		((i == 1)) || pg_roles "$(pgha_primary_port)"
+		((i == 1)) || pg_roles "$(pgha_node_port "$(pgha_primary)")"
 		pgha pg_autoctl create postgres --pgctl "$PG_BIN/pg_ctl" --pgdata "$data" --pgport "$port" \
 			--listen 127.0.0.1 --hostname 127.0.0.1 --name "node$i" --dbname "$PG_DB" --auth trust --no-ssl \
 			--monitor "postgres://autoctl_node@127.0.0.1:$PGHA_MONITOR_PORT/pg_auto_failover?sslmode=disable" \
@@ -119,13 +119,12 @@ running_pgnode2() { pgha_running pgnode2; }
 ready_pgnode2() { ready_pgnode 2; }
 stop_pgnode2() { pgha_stop pgnode2; }
 
-# pgha_primary_port: the port of the node that accepts writes now.
-pgha_primary_port() {
+# pgha_primary: the number of the node that accepts writes now, asked as HAProxy asks.
+pgha_primary() {
 	local i
 	for i in 1 2; do
-		if [[ $(psql -h 127.0.0.1 -p "$(pgha_node_port "$i")" -U postgres -d postgres -qAt \
-			-c "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]]; then
-			pgha_node_port "$i"
+		if "$ROOT/scripts/pg-primary-check.sh" - - 127.0.0.1 "$(pgha_node_port "$i")"; then
+			echo "$i"
 			return 0
 		fi
 	done

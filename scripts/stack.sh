@@ -9,6 +9,7 @@
 #   scripts/stack.sh status    what runs
 #   scripts/stack.sh env       the environment the services get, as shell assignments
 #   scripts/stack.sh haproxy-config LISTEN SERVER...   the processors' balancer, for these addresses
+#   scripts/stack.sh ha-primary   with HA=1: the number of the PostgreSQL node that accepts writes
 #
 # HA=1 runs PostgreSQL as a primary and a synchronous standby with automatic failover
 # (scripts/stack-ha.sh). PROCESSORS, CONSUMERS and NOTIFIERS (1 each by default) set how many instances of each service
@@ -568,5 +569,6 @@ down) down ;;
 status) status ;;
 env) mkdir -p "$STATE"; service_env ;;
 haproxy-config) shift; haproxy_config "$@" ;;
-*) die "usage: $0 up|servers|down|status|env|haproxy-config" ;;
+ha-primary) pgha_primary ;;
+*) die "usage: $0 up|servers|down|status|env|haproxy-config|ha-primary" ;;
 esac

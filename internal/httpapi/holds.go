@@ -102,7 +102,7 @@ func (s *server) captureHold(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Amount json.RawMessage `json:"amount"`
 	}
-	if err := decodeOptional(w, r, &in); err != nil {
+	if err := httpedge.DecodeOptional(w, r, maxBody, &in); err != nil {
 		return err
 	}
 	var amount int64

@@ -20,19 +20,6 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return v[0], ledger.ValidateKey(v[0])
 }
 
-// decodeOptional decodes the JSON object of a request whose body may be left out (v then stays
-// as it is).
-func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	body, err := httpedge.ReadBody(w, r, maxBody)
-	if err != nil {
-		return err
-	}
-	return httpedge.DecodeObject(body, v)
-}
-
 // reverseTransaction answers POST /transactions/{id}/reverse: 201 with the reversal, which
 // moves the amount (by default all that is not reversed yet) back the way it came.
 func (s *server) reverseTransaction(w http.ResponseWriter, r *http.Request) error {
@@ -49,7 +36,7 @@ func (s *server) reverseTransaction(w http.ResponseWriter, r *http.Request) erro
 		Description string          `json:"description"`
 		Metadata    ledger.Metadata `json:"metadata"`
 	}
-	if err := decodeOptional(w, r, &in); err != nil { // no body reverses everything, undescribed
+	if err := httpedge.DecodeOptional(w, r, maxBody, &in); err != nil { // no body reverses everything, undescribed
 		return err
 	}
 	rev := ledger.ReverseInput{Description: in.Description, Metadata: in.Metadata}

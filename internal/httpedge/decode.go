@@ -34,6 +34,19 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
+// DecodeOptional decodes the JSON object of a request whose body may be left out: with none, v
+// stays as it is; else as ReadBody and DecodeObject (their errors).
+func DecodeOptional(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	body, err := ReadBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	return DecodeObject(body, v)
+}
+
 // DecodeObject decodes one JSON object into v, refusing unknown fields, fields named twice or
 // in another case than v's, and trailing data: those are invalid_json (naming the field in
 // Fields when there is one). Type errors are validation_failed naming the field.

@@ -58,7 +58,7 @@ func TestInstancesBehindTheBalancer(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := &testenv.Client{Base: b.URLs[i%3] + "/api/v1", Token: b.AdminToken, HTTP: admin.HTTP}
+				c := b.InstanceClient(i%3, b.AdminToken)
 				<-start
 				r, err := c.Do("POST", "/transactions", deposit(acc, 40, "USD"), "Idempotency-Key", key)
 				if err != nil {
@@ -88,8 +88,8 @@ func TestInstancesBehindTheBalancer(t *testing.T) {
 		}
 	})
 	t.Run("one relay leads, the others stand by, and every transaction reaches Kafka", func(t *testing.T) {
-		if n := leaders(t, b); n != 1 {
-			t.Errorf("%d instances lead the relay, want 1", n)
+		if lead := leaders(t, b); len(lead) != 1 {
+			t.Errorf("instances %v lead the relay, want one", lead)
 		}
 		events.waitFor(t, db)
 	})
@@ -99,40 +99,30 @@ func TestInstancesBehindTheBalancer(t *testing.T) {
 		testenv.WaitHTTP(t, b.URLs[1]+"/readyz", 60*time.Second)
 	})
 	t.Run("when the leading relay dies another takes over", func(t *testing.T) {
-		lead := -1
-		for i, u := range b.URLs {
-			if testenv.MetricSum(t, u, "relay_leader") == 1 {
-				lead = i
-			}
+		before := leaders(t, b)
+		if len(before) != 1 {
+			t.Fatalf("instances %v lead the relay, want one", before)
 		}
-		if lead < 0 {
-			t.Fatal("no instance leads the relay")
-		}
+		lead := before[0]
 		b.Instances[lead].Kill()
 		// Straight to a survivor: this is about the relay, and a request the balancer sends in
 		// the instant after a kill may go down with an idle connection to the dead instance.
-		other := &testenv.Client{Base: b.URLs[(lead+1)%3] + "/api/v1", Token: b.AdminToken, HTTP: admin.HTTP}
+		other := b.InstanceClient((lead+1)%3, b.AdminToken)
 		acc := other.CreateAccount(t, other.CreateUser(t, "after").ID, "USD")
 		for range 20 {
 			other.Must(t, http.StatusCreated, "POST", "/transactions", deposit(acc, 5, "USD"))
 		}
 		testenv.Eventually(t, 30*time.Second, func() string {
-			n := 0
-			for i, u := range b.URLs {
-				if i != lead && testenv.MetricSum(t, u, "relay_leader") == 1 {
-					n++
-				}
-			}
-			if n != 1 {
-				return fmt.Sprintf("%d of the surviving instances lead", n)
+			if now := leaders(t, b); len(now) != 1 {
+				return fmt.Sprintf("surviving instances %v lead, want one", now)
 			}
 			return ""
 		})
 		events.waitFor(t, db)
 		b.Instances[lead].Start()
 		testenv.WaitHTTP(t, b.URLs[lead]+"/readyz", 60*time.Second)
-		if n := leaders(t, b); n != 1 {
-			t.Errorf("with the killed instance back, %d lead, want 1", n)
+		if now := leaders(t, b); len(now) != 1 {
+			t.Errorf("with the killed instance back, instances %v lead, want one", now)
 		}
 	})
 }
@@ -235,15 +225,15 @@ func killDuringLoad(t *testing.T, b *testenv.Balanced, db *pgxpool.Pool, victim 
 	}
 }
 
-// leaders counts the instances whose relay leads.
-func leaders(t *testing.T, b *testenv.Balanced) int {
-	n := 0
-	for _, u := range b.URLs {
-		if testenv.MetricSum(t, u, "relay_leader") == 1 {
-			n++
+// leaders lists the instances whose relay leads, skipping any that is down.
+func leaders(t *testing.T, b *testenv.Balanced) []int {
+	var out []int
+	for i, u := range b.URLs {
+		if b.Instances[i].Alive() && testenv.MetricSum(t, u, "relay_leader") == 1 {
+			out = append(out, i)
 		}
 	}
-	return n
+	return out
 }
 
 // requestCounts is each instance's count of API requests served.

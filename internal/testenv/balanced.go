@@ -16,11 +16,14 @@ import (
 // Balanced is several processor processes on one database behind a private HAProxy, configured
 // as `PROCESSORS=n make up` configures it (scripts/stack.sh haproxy-config).
 type Balanced struct {
-	Processor           // URL is the balancer's; Client(token) goes through it
-	Instances []*Proc   // the processors, to kill and restart
-	URLs      []string  // each processor's own base URL, e.g. http://127.0.0.1:41234
-	Env       []string  // what every processor was started with
-	Balancer  *exec.Cmd // HAProxy
+	Processor          // URL is the balancer's; Client(token) goes through it
+	Instances []*Proc  // the processors, to kill and restart
+	URLs      []string // each processor's own base URL, e.g. http://127.0.0.1:41234
+}
+
+// InstanceClient calls processor i straight, not through the balancer, with token.
+func (b *Balanced) InstanceClient(i int, token string) *Client {
+	return &Client{Base: b.URLs[i] + "/api/v1", Token: token, HTTP: sharedHTTP}
 }
 
 // StartBalanced starts n processors (./cmd/processor) on a fresh database and Redis prefix, with
@@ -34,13 +37,13 @@ func StartBalanced(t testing.TB, n int, env ...string) *Balanced {
 	pooled, direct := Database(t)
 	redisURL, prefix := Redis(t)
 	b := &Balanced{Processor: Processor{AdminToken: "admin-" + randomHex(8), DirectURL: direct}}
-	b.Env = append([]string{"DATABASE_URL=" + pooled, "DATABASE_DIRECT_URL=" + direct,
+	env = append([]string{"DATABASE_URL=" + pooled, "DATABASE_DIRECT_URL=" + direct,
 		"REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix, "TXN_ADMIN_TOKEN=" + b.AdminToken,
 		"WEBHOOK_ALLOW_PRIVATE=true", "DATABASE_MAX_CONNS=8", "LOG_LEVEL=warn", "PPROF_ADDR="}, env...)
 	var addrs []string
 	for range n {
 		addr := FreeAddr(t)
-		b.Instances = append(b.Instances, StartProc(t, "processor", append([]string{"PROCESSOR_ADDR=" + addr}, b.Env...)...))
+		b.Instances = append(b.Instances, StartProc(t, "processor", append([]string{"PROCESSOR_ADDR=" + addr}, env...)...))
 		addrs, b.URLs = append(addrs, addr), append(b.URLs, "http://"+addr)
 	}
 	for _, u := range b.URLs {
@@ -66,14 +69,14 @@ func StartBalanced(t testing.TB, n int, env ...string) *Balanced {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Balancer = exec.Command(bin, "-db", "-f", cfg)
-	b.Balancer.Stdout, b.Balancer.Stderr = log, log
-	if err := b.Balancer.Start(); err != nil {
+	lb := exec.Command(bin, "-db", "-f", cfg)
+	lb.Stdout, lb.Stderr = log, log
+	if err := lb.Start(); err != nil {
 		t.Fatalf("start haproxy: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = b.Balancer.Process.Signal(syscall.SIGTERM)
-		_ = b.Balancer.Wait()
+		_ = lb.Process.Signal(syscall.SIGTERM)
+		_ = lb.Wait()
 	})
 	b.URL = "http://" + listen
 	WaitHTTP(t, b.URL+"/healthz", 30*time.Second)

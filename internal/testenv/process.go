@@ -113,6 +113,13 @@ func (p *Proc) Start() {
 	p.cmd, p.done = cmd, done
 }
 
+// Alive reports whether the process runs: started, and not stopped or killed since.
+func (p *Proc) Alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
+
 // Kill ends the process with SIGKILL, as a crash, and waits for it.
 func (p *Proc) Kill() { p.signal(syscall.SIGKILL) }
 
