@@ -152,9 +152,6 @@ pg_settings() {
 		wal_buffers = 16MB
 		max_wal_size = 4GB
 		checkpoint_timeout = 15min
-		# A new WAL segment gets its size from its last byte instead of 16 MB of zeros:
-		# zero-filling took 13 % of PostgreSQL's CPU under write load until segments recycle.
-		wal_init_zero = off
 		# Durability stays on: an answered 2xx must survive a crash.
 		synchronous_commit = on
 	EOF
