@@ -3,6 +3,7 @@ package loadgen
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -81,6 +82,7 @@ type groupKey struct{ op, outcome string }
 type second struct {
 	sent, late, answered uint64                            // by send and receive time
 	hists                map[groupKey]*hdr.PackedHistogram // by intended time
+	mark                 uint64                            // the recorder's export mark when last changed
 }
 
 // shard is the part of the recorder one set of workers writes to; its lock is
@@ -102,6 +104,7 @@ type Recorder struct {
 	start     time.Time
 	lateAfter time.Duration
 	shards    []shard
+	mark      atomic.Uint64 // advanced by each Export, so it can send only what changed
 
 	mu  sync.Mutex
 	end time.Time // zero while running
@@ -147,7 +150,8 @@ func micros(d time.Duration) int64 {
 	return us
 }
 
-func (s *shard) second(i int) *second {
+// second is second i of the shard, marked as changed at mark.
+func (s *shard) second(i int, mark uint64) *second {
 	if i < 0 {
 		i = 0
 	}
@@ -157,6 +161,7 @@ func (s *shard) second(i int) *second {
 	if s.seconds[i] == nil {
 		s.seconds[i] = &second{hists: make(map[groupKey]*hdr.PackedHistogram)}
 	}
+	s.seconds[i].mark = mark
 	return s.seconds[i]
 }
 
@@ -188,7 +193,7 @@ func (r *Recorder) Sent(shardIdx int, intended, sentAt time.Time) (late bool) {
 	s := &r.shards[shardIdx%len(r.shards)]
 	s.mu.Lock()
 	s.sent++
-	sec := s.second(r.secondOf(sentAt))
+	sec := s.second(r.secondOf(sentAt), r.mark.Load())
 	sec.sent++
 	if late {
 		s.late++
@@ -222,8 +227,9 @@ func (r *Recorder) Record(shardIdx int, intended time.Time, latency time.Duratio
 		s.totals[k] = h
 	}
 	_ = h.RecordValue(v)
-	s.second(r.secondOf(intended.Add(latency))).answered++
-	sec := s.second(r.secondOf(intended))
+	mark := r.mark.Load()
+	s.second(r.secondOf(intended.Add(latency)), mark).answered++
+	sec := s.second(r.secondOf(intended), mark)
 	p := sec.hists[k]
 	if p == nil {
 		p = hdr.NewPacked(histMin, histMax, histDigits)

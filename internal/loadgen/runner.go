@@ -49,6 +49,12 @@ type Config struct {
 	// Shards is the number of recorder shards workers are spread over;
 	// default min(Workers, 4*GOMAXPROCS).
 	Shards int
+	// Share is the part of the schedule this runner sends when several
+	// generators split it; the zero value is all of it.
+	Share Share
+	// Start is the schedule's time zero when it is set (several generators
+	// start together); default the moment Run is called.
+	Start time.Time
 }
 
 func (c *Config) validate() error {
@@ -67,7 +73,10 @@ func (c *Config) validate() error {
 	if c.Shards <= 0 {
 		c.Shards = min(c.Workers, 4*runtime.GOMAXPROCS(0))
 	}
-	return nil
+	if c.Share == (Share{}) {
+		c.Share = Whole
+	}
+	return c.Share.validate()
 }
 
 // Progress is the live state of a run.
@@ -128,7 +137,13 @@ var ErrNotRunning = errors.New("loadgen: not running")
 
 // SetRate changes the rate from now to the end of the schedule; the requests
 // already due keep their times. It returns the new schedule.
-func (r *Runner) SetRate(rate float64) (Schedule, error) {
+func (r *Runner) SetRate(rate float64) (Schedule, error) { return r.SetRateAt(0, rate) }
+
+// SetRateAt changes the rate from offset at of the schedule (from now if that
+// has passed) to its end, so generators sharing a schedule change it at the
+// same point of it. It returns the new schedule; ErrNotRunning before Run or
+// once the schedule has ended.
+func (r *Runner) SetRateAt(at time.Duration, rate float64) (Schedule, error) {
 	if !(rate >= 0) || math.IsInf(rate, 0) {
 		return Schedule{}, fmt.Errorf("loadgen: rate must be a number of at least 0, got %v", rate)
 	}
@@ -138,7 +153,7 @@ func (r *Runner) SetRate(rate float64) (Schedule, error) {
 	}
 	for {
 		cur := r.sched.Load()
-		at := time.Since(*start)
+		at := max(at, time.Since(*start))
 		if at >= cur.Duration() {
 			return Schedule{}, ErrNotRunning
 		}
@@ -213,7 +228,10 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 	if cfg.Feed != nil {
 		defer cfg.Feed.Close()
 	}
-	start := time.Now()
+	start := cfg.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
 	rec := NewRecorder(start, cfg.Shards, cfg.LateAfter)
 	r.rec.Store(rec)
 	r.start.Store(&start)
@@ -260,7 +278,7 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 		Started:    start,
 		Ended:      end,
 		Stopped:    stopped.Load(),
-		Scheduled:  sched.Total(),
+		Scheduled:  cfg.Share.Of(sched.Total()),
 		Sent:       r.sent.Load(),
 		OK:         r.ok.Load(),
 		Failed:     r.failed.Load(),
@@ -285,15 +303,16 @@ func finalRate(s Schedule) float64 {
 	return s.Peak()
 }
 
-// dispatch releases each request of the schedule into the queue at its
-// intended time and reports whether done cut it short. A rate change wakes it
-// to take the next request's time from the new schedule.
+// dispatch releases each request of the schedule's share into the queue at
+// its intended time and reports whether done cut it short. A rate change wakes
+// it to take the next request's time from the new schedule.
 func (r *Runner) dispatch(done <-chan struct{}, start time.Time, queue chan<- job) (stopped bool) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var sched *Schedule
 	var total uint64
-	for i := uint64(0); ; {
+	step := uint64(r.cfg.Share.Count)
+	for i := uint64(r.cfg.Share.Index); ; {
 		// The total is an integral over the schedule: computed once per schedule, not per request.
 		if s := r.sched.Load(); s != sched {
 			sched, total = s, s.Total()
@@ -327,7 +346,7 @@ func (r *Runner) dispatch(done <-chan struct{}, start time.Time, queue chan<- jo
 				return true
 			}
 		}
-		i++
+		i += step
 	}
 }
 
