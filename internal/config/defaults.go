@@ -6,6 +6,7 @@ var Defaults = map[string]string{
 	"PROCESSOR_ADDR":      "127.0.0.1:8000",
 	"PROCESSOR_URL":       "http://127.0.0.1:8000",
 	"LOADTEST_ADDR":       "127.0.0.1:8001",
+	"LOADTEST_URL":        "http://127.0.0.1:8001",
 	"CONSUMER_ADDR":       "127.0.0.1:8002",
 	"NOTIFIER_ADDR":       "127.0.0.1:8003",
 	"RELAY_ADDR":          "127.0.0.1:8004",

@@ -25,6 +25,7 @@ type Delta struct {
 type EncodedGroup struct {
 	Op      string `json:"op"`
 	Outcome string `json:"outcome"`
+	Count   uint64 `json:"count"` // what the histogram holds, readable without decoding it
 	Hist    string `json:"hist"`
 }
 
@@ -74,7 +75,7 @@ func (r *Recorder) Export(since uint64) (Delta, uint64, error) {
 		if err != nil {
 			return Delta{}, 0, err
 		}
-		d.Totals = append(d.Totals, EncodedGroup{Op: k.op, Outcome: k.outcome, Hist: enc})
+		d.Totals = append(d.Totals, EncodedGroup{Op: k.op, Outcome: k.outcome, Count: uint64(h.TotalCount()), Hist: enc})
 	}
 	for j := range changed {
 		es, err := r.exportSecond(j)
@@ -112,7 +113,7 @@ func (r *Recorder) exportSecond(j int) (EncodedSecond, error) {
 		if err != nil {
 			return EncodedSecond{}, err
 		}
-		es.Hists = append(es.Hists, EncodedGroup{Op: k.op, Outcome: k.outcome, Hist: string(enc)})
+		es.Hists = append(es.Hists, EncodedGroup{Op: k.op, Outcome: k.outcome, Count: uint64(h.TotalCount()), Hist: string(enc)})
 	}
 	return es, nil
 }

@@ -31,6 +31,7 @@ type HandlerDeps struct {
 	Registry   *prometheus.Registry
 	Checks     []service.Check
 	Log        *slog.Logger
+	Fleet      *Fleet // the load workers; nil: the service takes none
 }
 
 type server struct{ HandlerDeps }
@@ -50,6 +51,10 @@ var apiRoutes = []struct {
 	{"GET /api/v1/runs/{id}/report", (*server).report},
 	{"POST /api/v1/runs/{id}/stop", (*server).stopRun},
 	{"DELETE /api/v1/runs/{id}/data", (*server).deleteData},
+	{"POST /api/v1/workers", (*server).joinFleet},
+	{"GET /api/v1/workers", (*server).listWorkers},
+	{"POST /api/v1/workers/{id}/heartbeat", (*server).heartbeat},
+	{"GET /api/v1/workers/{id}/assignment", (*server).assignment},
 }
 
 // pageRoutes are the routes outside the API.

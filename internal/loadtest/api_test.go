@@ -75,6 +75,7 @@ func TestRoutes(t *testing.T) {
 	want := []string{"GET /", "GET /healthz", "GET /readyz", "GET /metrics", "POST /api/v1/runs", "GET /api/v1/runs",
 		"GET /api/v1/runs/{id}", "PATCH /api/v1/runs/{id}", "GET /api/v1/runs/{id}/timeseries", "GET /api/v1/runs/{id}/histogram",
 		"GET /api/v1/runs/{id}/compare/{base}", "GET /api/v1/runs/{id}/report", "POST /api/v1/runs/{id}/stop", "DELETE /api/v1/runs/{id}/data",
+		"POST /api/v1/workers", "GET /api/v1/workers", "POST /api/v1/workers/{id}/heartbeat", "GET /api/v1/workers/{id}/assignment",
 		"GET /openapi.json", "GET /docs", "GET /docs/{asset}"}
 	if got := Routes(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Routes() = %q", got)

@@ -65,6 +65,9 @@ type Config struct {
 	Connections int `json:"connections"`
 	// Seed makes the request sequence reproducible; 0 picks one.
 	Seed uint64 `json:"seed"`
+	// Workers, when above 0, is how many load workers (`loadtest worker`) send the schedule,
+	// each its share, instead of the service; Connections is then split between them.
+	Workers int `json:"workers,omitempty"`
 }
 
 // Limits on what one run may ask for: preparation makes one request per user and account.
@@ -75,6 +78,7 @@ const (
 	MaxRate            = 1_000_000
 	MaxDurationS       = 24 * 3600
 	MaxConnections     = 4096
+	MaxWorkers         = 64
 	MaxStages          = 20
 	MaxNameLength      = 100
 	DefaultSkew        = 1.0
@@ -169,6 +173,9 @@ func (c Config) Validate() error {
 	}
 	if c.Connections < 1 || c.Connections > MaxConnections {
 		bad("connections", fmt.Sprintf("must be an integer from 1 to %d", MaxConnections))
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		bad("workers", fmt.Sprintf("must be an integer from 0 (the service sends) to %d", MaxWorkers))
 	}
 	if len(f) > 0 {
 		return apierr.Invalid(f...)

@@ -61,7 +61,12 @@ type Execution struct {
 	users    []NewUser
 	accounts []account
 	picker   *Picker
-	runner   atomic.Pointer[loadgen.Runner]
+	runner   atomic.Pointer[generation]
+	// dist, when set, has the run's workers send the schedule instead of this process.
+	dist *distribution
+	// share and startAt are a worker's part of a run sent by several (zero: all of it, now).
+	share   loadgen.Share
+	startAt time.Time
 
 	step                                       atomic.Value // string
 	usersDone, accountsDone, depositsDone      atomic.Int64
@@ -71,6 +76,7 @@ type Execution struct {
 	ambiguousMu                                sync.Mutex
 	ambiguous                                  []uint64
 	ambiguousTotal                             atomic.Int64
+	lostResent                                 atomic.Int64 // requests of lost workers' shares, queued for Settle
 }
 
 // ExecutionDeps is what an execution needs besides its configuration.
@@ -271,16 +277,17 @@ func (x *Execution) Generate(ctx context.Context, feed *loadgen.Feed) (loadgen.R
 		return loadgen.Result{}, errors.New("loadtest: generate before prepare")
 	}
 	x.picker = NewPicker(x.cfg, len(x.accounts), x.seed)
-	r, err := loadgen.NewRunner(loadgen.Config{Schedule: x.sched, Workers: x.cfg.Connections, Feed: feed}, x.work)
+	if x.dist != nil {
+		return x.distribute(ctx)
+	}
+	r, err := loadgen.NewRunner(loadgen.Config{Schedule: x.sched, Workers: x.cfg.Connections, Feed: feed,
+		Share: x.share, Start: x.startAt}, x.work)
 	if err != nil {
 		return loadgen.Result{}, err
 	}
-	x.runner.Store(r)
+	x.runner.Store(&generation{r})
 	return r.Run(ctx)
 }
-
-// Runner is the generation's runner, nil before Generate.
-func (x *Execution) Runner() *loadgen.Runner { return x.runner.Load() }
 
 // request builds request seq: its token, idempotency key and body.
 func (x *Execution) request(seq uint64) (pk Pick, token, key string, body []byte) {
@@ -364,7 +371,7 @@ func (x *Execution) work(ctx context.Context, seq uint64) loadgen.Outcome {
 		x.keepAmbiguous(seq)
 	}
 	if observe := x.deps.Observe; observe != nil {
-		if r := x.runner.Load(); r != nil && r.Recorder() != nil {
+		if r := x.generator(); r != nil && r.Recorder() != nil {
 			outcome := a.Code
 			if outcome == "" {
 				outcome = loadgen.OutcomeOK

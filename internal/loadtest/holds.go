@@ -62,6 +62,16 @@ func (s *holdStats) book(o holdOutcome) {
 	}
 }
 
+// add counts what another generator of the run booked.
+func (s *holdStats) add(c HoldCounts) {
+	s.created.Add(c.Created)
+	s.captured.Add(c.Captured)
+	s.capturedAmount.Add(c.CapturedAmount)
+	s.voided.Add(c.Voided)
+	s.expired.Add(c.Expired)
+	s.pending.Add(c.Pending)
+}
+
 // analyticsRows is how many analytics rows the booked holds make: one for each hold's
 // creation, one for its capture (a transaction), void or expiry.
 func (s *holdStats) analyticsRows() int64 {

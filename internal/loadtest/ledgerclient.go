@@ -53,15 +53,16 @@ func (p *LedgerClient) CloseIdleConnections() {
 	}
 }
 
-// APIError is a problem+json answer.
+// APIError is a problem+json answer of Service.
 type APIError struct {
-	Status int
-	Code   string
-	Detail string
+	Service string
+	Status  int
+	Code    string
+	Detail  string
 }
 
 func (e *APIError) Error() string {
-	return fmt.Sprintf("processor answered %d %s: %s", e.Status, e.Code, e.Detail)
+	return fmt.Sprintf("%s answered %d %s: %s", e.Service, e.Status, e.Code, e.Detail)
 }
 
 // retryable reports an error worth retrying for an idempotent request: 429 or 503 (API.md),
@@ -99,6 +100,12 @@ func retryIf(ctx context.Context, attempts int, again func(error) bool, fn func(
 
 // call sends a JSON request with the admin token and decodes a 2xx answer into out.
 func (p *LedgerClient) call(ctx context.Context, method, path string, in, out any) error {
+	return callJSON(ctx, p.http, "processor", p.base+path, p.admin, method, in, out)
+}
+
+// callJSON sends a JSON request to url with a bearer token and decodes a 2xx answer into
+// out; any other answer is an *APIError from service.
+func callJSON(ctx context.Context, c *http.Client, service, url, token, method string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -107,25 +114,25 @@ func (p *LedgerClient) call(ctx context.Context, method, path string, in, out an
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, p.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+p.admin)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := p.http.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &APIError{Status: resp.StatusCode}
+		e := &APIError{Service: service, Status: resp.StatusCode}
 		var prob struct{ Code, Detail string }
 		if json.Unmarshal(b, &prob) == nil {
 			e.Code, e.Detail = prob.Code, prob.Detail
@@ -136,7 +143,7 @@ func (p *LedgerClient) call(ctx context.Context, method, path string, in, out an
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+		return fmt.Errorf("%s %s: bad answer: %w", method, url, err)
 	}
 	return nil
 }

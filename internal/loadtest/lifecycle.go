@@ -178,7 +178,7 @@ var ErrNotRunning = errors.New("the run is not running")
 
 // SetRate changes the rate from now to the end of the schedule (PATCH /runs/{id}).
 func (x *Execution) SetRate(rate float64) (Run, error) {
-	r := x.runner.Load()
+	r := x.generator()
 	x.life.mu.Lock()
 	running := x.life.run.Status == StatusRunning
 	x.life.mu.Unlock()
@@ -218,8 +218,11 @@ func (x *Execution) Snapshot() Run {
 // the generation's result, from the whole run.
 func (x *Execution) fill(r *Run, res *loadgen.Result, rate *float64) {
 	r.Progress = x.Progress()
+	if x.dist != nil {
+		r.Workers = x.dist.infos()
+	}
 	sched := x.sched
-	runner := x.runner.Load()
+	runner := x.generator()
 	if runner != nil {
 		sched = runner.Schedule()
 	}
@@ -268,7 +271,7 @@ func (x *Execution) fill(r *Run, res *loadgen.Result, rate *float64) {
 }
 
 // behind says whether the generator fell short of the schedule, and why as far as it can tell.
-func (x *Execution) behind(r *Run, runner *loadgen.Runner, el time.Duration) (bool, string) {
+func (x *Execution) behind(r *Run, runner generator, el time.Duration) (bool, string) {
 	if el < time.Second || r.ScheduledRate <= 0 || r.AchievedRatio() >= 0.99 {
 		return false, ""
 	}
@@ -290,7 +293,7 @@ func (x *Execution) behind(r *Run, runner *loadgen.Runner, el time.Duration) (bo
 
 // Points is the per-second timeseries so far, times in UTC.
 func (x *Execution) Points() []loadgen.Point {
-	if r := x.runner.Load(); r != nil {
+	if r := x.generator(); r != nil {
 		if pts := r.Points(); pts != nil {
 			for i := range pts {
 				pts[i].T = pts[i].T.UTC()
@@ -303,7 +306,7 @@ func (x *Execution) Points() []loadgen.Point {
 
 // Distribution is the run's latency distribution so far; nil before any answer.
 func (x *Execution) Distribution() []loadgen.Percentile {
-	if r := x.runner.Load(); r != nil && r.Recorder() != nil {
+	if r := x.generator(); r != nil && r.Recorder() != nil {
 		return r.Recorder().Distribution()
 	}
 	return nil
@@ -313,7 +316,7 @@ func (x *Execution) Distribution() []loadgen.Percentile {
 // call (all of them once the sending ended: final), and aborts the run when one with abort
 // broke.
 func (x *Execution) judgeWindows(final bool) {
-	runner := x.runner.Load()
+	runner := x.generator()
 	if runner == nil || runner.Recorder() == nil {
 		return
 	}

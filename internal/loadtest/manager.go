@@ -64,6 +64,8 @@ type Deps struct {
 	LogBuffer int
 	Metrics   *Metrics
 	Log       *slog.Logger
+	// Fleet, if set, has the load workers runs with "workers" claim.
+	Fleet *Fleet
 }
 
 // Errors the API maps to statuses.
@@ -172,6 +174,16 @@ func (m *Manager) Start(cfg Config) (Run, error) {
 		m.mu.Unlock()
 		return Run{}, apierr.Invalid(apierr.FieldError{Field: "rate", Message: err.Error()})
 	}
+	if cfg.Workers > 0 {
+		if m.d.Fleet == nil {
+			m.mu.Unlock()
+			return Run{}, errConflict("this loadtest has no workers: only the service takes them")
+		}
+		if x.dist, err = m.d.Fleet.claim(x.id, cfg.Workers); err != nil {
+			m.mu.Unlock()
+			return Run{}, err
+		}
+	}
 	a := &active{x: x}
 	m.cur = a
 	m.wg.Add(1)
@@ -184,6 +196,9 @@ func (m *Manager) Start(cfg Config) (Run, error) {
 	if err := m.save(pctx, Record{Run: r}, true); err != nil {
 		m.release(a)
 		x.Close()
+		if x.dist != nil {
+			m.d.Fleet.release(x.dist)
+		}
 		m.d.Log.Error("cannot record a new run", "err", err)
 		return Run{}, apierr.Errorf(apierr.CodeUnavailable, "the run could not be recorded: %v", err)
 	}
@@ -294,6 +309,9 @@ func samePoint(a, b loadgen.Point) bool {
 func (m *Manager) execute(base context.Context, a *active) {
 	defer m.release(a)
 	defer a.x.Close()
+	if d := a.x.dist; d != nil {
+		defer m.d.Fleet.release(d)
+	}
 	log := m.d.Log.With("run", a.x.id)
 	feed := loadgen.NewFeed(m.d.LogBuffer)
 	logged := make(chan struct{})

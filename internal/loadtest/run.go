@@ -75,7 +75,9 @@ type Run struct {
 	ByOp         []loadgen.Group `json:"by_op"`       // latency by operation and outcome
 	LogDropped   uint64          `json:"log_dropped"` // request log records lost (buffer full or store down)
 	Verification *Verification   `json:"verification"`
-	Cleanup      *CleanupResult  `json:"cleanup"`
+	// Workers are the load workers that sent the run, when it asked for some.
+	Workers []WorkerInfo   `json:"workers,omitempty"`
+	Cleanup *CleanupResult `json:"cleanup"`
 }
 
 // Progress is how far preparation got.
@@ -116,6 +118,9 @@ type Verification struct {
 	// with their idempotency key; Unresolved ones still have none, so the totals may not match.
 	Ambiguous  int64 `json:"ambiguous"`
 	Unresolved int64 `json:"unresolved"`
+	// LostWorkerRequests are the requests a lost worker was due to send before it was lost,
+	// resent with their keys like the ambiguous ones: its report of them died with it.
+	LostWorkerRequests int64 `json:"lost_worker_requests,omitempty"`
 	// AnalyticsWaitMs is how long the pipeline took to catch up after the run.
 	AnalyticsWaitMs int64     `json:"analytics_wait_ms"`
 	OK              bool      `json:"ok"`

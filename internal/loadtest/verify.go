@@ -20,7 +20,8 @@ type AnalyticsCounter func(ctx context.Context, prefix string) (int64, error)
 // and, when the deps count analytics, the analytics hold every event of the run once the
 // pipeline caught up (polled until AnalyticsWait passes).
 func (x *Execution) Verify(ctx context.Context) *Verification {
-	v := &Verification{Problems: []string{}, Ambiguous: x.ambiguousTotal.Load(), Unresolved: x.unresolved.Load()}
+	v := &Verification{Problems: []string{}, Ambiguous: x.ambiguousTotal.Load(), Unresolved: x.unresolved.Load(),
+		LostWorkerRequests: x.lostResent.Load()}
 	problem := func(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
 	x.reconcile(ctx, v, problem)
 

@@ -58,6 +58,7 @@ type Proc struct {
 	t    testing.TB
 	name string
 	bin  string
+	args []string
 	env  []string
 	log  *os.File
 	mu   sync.Mutex
@@ -69,6 +70,12 @@ type Proc struct {
 // its output goes to a log file kept in the test's temp dir. It is stopped at cleanup.
 func StartProc(t testing.TB, name string, env ...string) *Proc {
 	t.Helper()
+	return StartCommand(t, name, nil, env...)
+}
+
+// StartCommand is StartProc with command-line arguments.
+func StartCommand(t testing.TB, name string, args []string, env ...string) *Proc {
+	t.Helper()
 	dir := os.Getenv("TEST_LOG_DIR") // keeps the services' logs after the test
 	if dir == "" {
 		dir = t.TempDir()
@@ -77,7 +84,7 @@ func StartProc(t testing.TB, name string, env ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{t: t, name: name, bin: Binary(t, name), env: env, log: log}
+	p := &Proc{t: t, name: name, bin: Binary(t, name), args: args, env: env, log: log}
 	p.Start()
 	t.Cleanup(func() {
 		p.Stop()
@@ -102,7 +109,7 @@ func (p *Proc) Start() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cmd := exec.Command(p.bin)
+	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {

@@ -92,6 +92,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCLI(ctx, args, stdout, stderr)
 	case "audit":
 		return auditCLI(ctx, args, stdout, stderr)
+	case "worker":
+		return workerCLI(ctx, args, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -107,6 +109,9 @@ const usage = `Usage:
                        usage, 3 when the run failed (see loadtest run -h)
   loadtest audit RUN   a run's transactions in PostgreSQL compared one by one with their analytics
                        rows, activity items and notifications; exits 1 on any difference
+  loadtest worker      a load worker: joins the service at LOADTEST_URL (default
+                       http://127.0.0.1:8001) with TXN_ADMIN_TOKEN and sends its share of each run
+                       that asks for workers (see loadtest worker -h)
 `
 
 // retryStartup retries fn while the servers come up, for up to a minute.
@@ -148,12 +153,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer func() { _ = mg.Close(context.Background()) }()
 
 	reg := service.NewRegistry()
-	m := newManager(cfg, live, hist, ch, mg, reg, log)
+	fleet := loadtest.NewFleet()
+	m := newManager(cfg, live, hist, ch, mg, fleet, reg, log)
 	if err := retryStartup(ctx, log, "recover unfinished runs", m.Recover); err != nil {
 		return fmt.Errorf("recover unfinished runs: %w", err)
 	}
 	handler := loadtest.NewHandler(loadtest.HandlerDeps{
-		Manager: m, AdminToken: cfg.Target.AdminToken, UI: web.Handler(), Registry: reg, Log: log,
+		Manager: m, Fleet: fleet, AdminToken: cfg.Target.AdminToken, UI: web.Handler(), Registry: reg, Log: log,
 		Checks: []service.Check{
 			{Name: "redis", Required: true, Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "clickhouse", Required: true, Run: ch.Ping},
@@ -187,7 +193,7 @@ func openClickHouse(ctx context.Context, cfg Config, log *slog.Logger) (*clickho
 // newManager wires the run manager to its stores: live state in Redis, history and the
 // pipeline's analytics in ClickHouse, the read models it cleans in MongoDB.
 func newManager(cfg Config, live *redis.LoadtestLive, hist *clickhouse.LoadtestHistory, ch *clickhouse.Store,
-	mg *mongo.Store, reg *prometheus.Registry, log *slog.Logger) *loadtest.Manager {
+	mg *mongo.Store, fleet *loadtest.Fleet, reg *prometheus.Registry, log *slog.Logger) *loadtest.Manager {
 	return loadtest.NewManager(loadtest.Deps{
 		Target:  cfg.Target,
 		Live:    live,
@@ -206,6 +212,7 @@ func newManager(cfg Config, live *redis.LoadtestLive, hist *clickhouse.LoadtestH
 		LogBuffer:     cfg.LogBuffer,
 		Metrics:       loadtest.NewMetrics(reg),
 		Log:           log,
+		Fleet:         fleet,
 	})
 }
 
