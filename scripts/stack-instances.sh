@@ -1,5 +1,5 @@
 # Several instances of a service (PROCESSORS, CONSUMERS, NOTIFIERS), sourced by stack.sh: their
-# names and addresses, and HAProxy in front of several processors.
+# names and addresses, HAProxy in front of several processors, and load workers (LOADTEST_WORKERS).
 
 # instances name -> "instance host:port" lines: the name itself when it runs once, else name-1..N.
 instances() {
@@ -63,3 +63,27 @@ start_haproxy() {
 }
 
 stop_haproxy() { stop_pidfile haproxy "$STATE/run/haproxy.pid"; }
+
+# Load workers (`loadtest worker`): LOADTEST_WORKERS of them (0 by default) join the loadtest
+# service, for runs with "workers". Elsewhere a worker is started by hand on another machine.
+start_workers() {
+	local n=${LOADTEST_WORKERS:-0} i f envs=()
+	[[ $n =~ ^[0-9]{1,2}$ ]] || die "LOADTEST_WORKERS: want 0 to 99, not '$n'"
+	for f in $(compgen -G "$STATE/run/loadtest-worker-[0-9]*.pid" || true); do
+		i=${f##*-} i=${i%.pid}
+		((i > n)) && stop_pidfile "loadtest-worker-$i" "$f"
+	done
+	mapfile -t envs < <(service_env)
+	for ((i = 1; i <= n; i++)); do
+		pid_alive "$STATE/run/loadtest-worker-$i.pid" && continue
+		env "${envs[@]}" LOADTEST_URL="http://$(service_addr loadtest)" \
+			nohup "$STATE/bin/loadtest" worker -name "local-$i" >>"$STATE/logs/loadtest-worker-$i.log" 2>&1 </dev/null &
+		echo $! >"$STATE/run/loadtest-worker-$i.pid"
+		log "started loadtest worker local-$i (log: $STATE/logs/loadtest-worker-$i.log)"
+	done
+}
+
+stop_workers() {
+	local f
+	for f in $(compgen -G "$STATE/run/loadtest-worker-[0-9]*.pid" || true); do stop_pidfile "$(basename "$f" .pid)" "$f"; done
+}

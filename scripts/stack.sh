@@ -15,6 +15,7 @@
 # (scripts/stack-ha.sh). PROCESSORS, CONSUMERS and NOTIFIERS (1 each by default) set how many instances of each service
 # `up` runs. Several processors listen 100, 200, ... ports above PROCESSOR_ADDR, behind HAProxy
 # on PROCESSOR_ADDR itself; several consumers or notifiers listen on their *_ADDR, 100 above it, ...
+# LOADTEST_WORKERS=N also starts N load workers (`loadtest worker`) joined to the loadtest service.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -513,10 +514,12 @@ servers_up() {
 services_up() {
 	local s
 	for s in "${SERVICES[@]}"; do start_service "$s"; done
+	start_workers
 }
 
 down() {
 	local i
+	stop_workers
 	for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
 	for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do "stop_${SERVERS[i]}"; done
 	# PostgreSQL of the other kind than this call's HA, if an earlier `up` started it
@@ -543,6 +546,9 @@ status() {
 		done
 	done
 	if pid_alive "$STATE/run/haproxy.pid"; then echo "haproxy: running ($(service_addr processor))"; fi
+	for f in $(compgen -G "$STATE/run/loadtest-worker-[0-9]*.pid" | sort -V || true); do
+		if pid_alive "$f"; then echo "$(basename "$f" .pid): running"; else echo "$(basename "$f" .pid): stopped"; fi
+	done
 }
 
 case ${1:-} in
@@ -556,6 +562,9 @@ up)
 			echo "$svc: $(instances "$svc" | cut -d' ' -f2 | sed 's|^|http://|' | paste -sd' ')"
 		fi
 	done
+	if ((${LOADTEST_WORKERS:-0} > 0)); then
+		echo "loadtest workers: local-1 to local-$LOADTEST_WORKERS, joined to the loadtest service"
+	fi
 	if [[ $RABBITMQ_MANAGEMENT == 1 ]]; then
 		echo "rabbitmq management: http://127.0.0.1:$RABBITMQ_MGMT_PORT (guest/guest)"
 	fi

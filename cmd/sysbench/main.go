@@ -37,6 +37,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&state, "state", ".state", "the local stack's state directory (its pid files)")
 	flag.StringVar(&rates, "rates", "1000,2000,3000,4000,5000", "requests per second, comma-separated")
 	flag.IntVar(&c.Users, "users", 1000, "users per run")
+	flag.IntVar(&c.Workers, "workers", 0, "load workers that send each run (0: the loadtest service)")
 	flag.Float64Var(&c.DurationS, "duration", 60, "seconds per run")
 	flag.DurationVar(&c.Warmup, "warmup", 5*time.Second, "start of the running phase left out of the CPU window")
 	flag.DurationVar(&c.EffectsWait, "effects-wait", 60*time.Second, "how long to wait for the downstream effects")

@@ -21,6 +21,7 @@ type Config struct {
 	NotifierURL string // for notifier_deliveries_total
 	Users       int
 	DurationS   float64
+	Workers     int           // load workers that send each run (0: the loadtest service)
 	Warmup      time.Duration // left out of the CPU window at the start of the running phase
 	EffectsWait time.Duration // how long to wait for the downstream effects after a run
 	Components  []Component
@@ -104,11 +105,14 @@ func (c Config) Measure(ctx context.Context, rate float64) (Result, error) {
 	}
 	var r run
 	body := map[string]any{"users": c.Users, "rate": rate, "duration_s": c.DurationS}
+	if c.Workers > 0 {
+		body["workers"] = c.Workers
+	}
 	if err := c.call(ctx, "POST", "/api/v1/runs", body, &r); err != nil {
 		return res, err
 	}
 	res.RunID = r.ID
-	fmt.Fprintf(c.Log, "run %s: %v/s for %vs, %d users\n", r.ID, rate, c.DurationS, c.Users)
+	fmt.Fprintf(c.Log, "run %s: %v/s for %vs, %d users, %d workers\n", r.ID, rate, c.DurationS, c.Users, c.Workers)
 
 	// The CPU window: from Warmup into the running phase until sending ends.
 	var cpu0 CPU

@@ -160,5 +160,6 @@ func LocalStack(state string) []Component {
 		{"rabbitmq", run("rabbitmq.pid")},
 		{"notifier", service("notifier")},
 		{"loadtest", run("loadtest.pid")},
+		{"loadtest workers", run("loadtest-worker-[0-9]*.pid")},
 	}
 }
