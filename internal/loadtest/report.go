@@ -28,11 +28,15 @@ func WriteReport(w io.Writer, rec Record) error {
 		d.Run.Verification = &report.Verification{OK: v.OK, Balanced: v.Balanced, BalancesMatch: v.BalancesMatch,
 			Accepted: v.Accepted, EventsInAnalytics: v.EventsInAnalytics, ExpectedInAnalytics: v.ExpectedInAnalytics,
 			ExpectedBalanceTotal: v.ExpectedBalanceTotal, ActualBalanceTotal: v.ActualBalanceTotal,
-			Ambiguous: v.Ambiguous, Unresolved: v.Unresolved, Problems: v.Problems}
+			Ambiguous: v.Ambiguous, Unresolved: v.Unresolved, LostWorkerRequests: v.LostWorkerRequests, Problems: v.Problems}
 		if h := v.Holds; h != nil {
 			d.Run.Verification.Holds = &report.Holds{Created: h.Created, Captured: h.Captured, CapturedAmount: h.CapturedAmount,
 				Voided: h.Voided, Expired: h.Expired, Pending: h.Pending, Held: h.Held}
 		}
+	}
+	for _, w := range r.Workers {
+		d.Run.Workers = append(d.Run.Workers, report.Worker{Name: w.Name, Share: w.Share, State: w.State, Scheduled: w.Scheduled,
+			Sent: w.Sent, OK: w.OK, Failed: w.Failed, Late: w.Late, NotSent: w.NotSent, LostAt: w.LostAt})
 	}
 	for _, p := range rec.Points {
 		d.Points = append(d.Points, report.Point{T: p.T, Sent: p.Sent, Answered: p.Answered, InFlight: p.InFlight,
@@ -72,9 +76,17 @@ func configKVs(c Config) []report.KV {
 	kv = append(kv, report.KV{Label: "initial balance", Value: fmt.Sprintf("%d %s (minor units)", c.InitialBalance, c.Currency)},
 		report.KV{Label: "largest amount", Value: fmt.Sprint(c.MaxAmount)},
 		report.KV{Label: "connections", Value: fmt.Sprint(c.Connections)},
+		report.KV{Label: "workers", Value: workersText(c.Workers)},
 		report.KV{Label: "seed", Value: fmt.Sprint(c.Seed)})
 	if c.Skew != nil {
 		kv = append(kv, report.KV{Label: "skew (Zipf)", Value: fmt.Sprint(*c.Skew)})
 	}
 	return kv
+}
+
+func workersText(n int) string {
+	if n == 0 {
+		return "none: the service sent the load"
+	}
+	return fmt.Sprintf("%d, each sending its share", n)
 }

@@ -120,6 +120,19 @@ svg.chart text{font-size:15px}svg.chart .al{font-size:16px}
 {{- end}}
 </section>
 
+{{- if .Workers}}
+<section id="workers">
+<h2>Workers</h2>
+<table>
+<thead><tr><th>Worker</th><th>Share</th><th>State</th><th class="n">Scheduled</th><th class="n">Sent</th><th class="n">OK</th><th class="n">Failed</th><th class="n">Late</th><th class="n">Not sent</th><th>Lost at</th></tr></thead>
+<tbody>{{range .Workers}}
+<tr><td>{{.Name}}</td><td>{{.Share}}</td><td{{if .Lost}} class="bad"{{end}}>{{.State}}</td><td class="n">{{.Scheduled}}</td><td class="n">{{.Sent}}</td><td class="n">{{.OK}}</td><td class="n">{{.Failed}}</td><td class="n">{{.Late}}</td><td class="n">{{.NotSent}}</td><td>{{.LostAt}}</td></tr>
+{{- end}}</tbody>
+</table>
+<p class="note">Each worker sent its share of the schedule (request i goes to worker i mod n); their histograms were merged before the figures above were computed. A lost worker's unsent share counts as not sent.</p>
+</section>
+{{- end}}
+
 <section id="charts">
 <h2>Charts</h2>
 {{- range .Charts}}

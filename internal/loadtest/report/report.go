@@ -39,6 +39,14 @@ type Run struct {
 	Thresholds         []Threshold
 	Verification       *Verification // nil when not verified
 	BehindDetail       string        // "" when the generator kept up
+	Workers            []Worker      // the load workers that sent it; none when the service did
+}
+
+// Worker is one load worker's part in the run.
+type Worker struct {
+	Name, Share, State                         string // state: done, lost, ...
+	Scheduled, Sent, OK, Failed, Late, NotSent uint64
+	LostAt                                     *time.Time
 }
 
 // KV is one labelled value.
@@ -65,6 +73,7 @@ type Verification struct {
 	ExpectedInAnalytics                      int64 // 0 in runs recorded before it: Accepted stands for it
 	ExpectedBalanceTotal, ActualBalanceTotal int64
 	Ambiguous, Unresolved                    int64
+	LostWorkerRequests                       int64  // resent for lost workers
 	Holds                                    *Holds // nil when the mix has none
 	Problems                                 []string
 }
@@ -106,6 +115,12 @@ type view struct {
 	Charts            []chart
 	Errors            []errorRow
 	Verification      *verificationView
+	Workers           []workerRow
+}
+
+type workerRow struct {
+	Name, Share, State, Scheduled, Sent, OK, Failed, Late, NotSent, LostAt string
+	Lost                                                                   bool
 }
 
 type thresholdRow struct {
@@ -140,6 +155,7 @@ func newView(d Data) view {
 		Charts:       charts(d),
 		Errors:       errorRows(r),
 		Verification: verification(r.Verification),
+		Workers:      workerRows(r.Workers),
 	}
 	if v.Title == "" {
 		v.Title = "Run " + r.ID
@@ -364,6 +380,9 @@ func verification(v *Verification) *verificationView {
 		{"Ambiguous requests (resent with their idempotency key)", fmtInt(v.Ambiguous), false},
 		{"Unresolved requests (still no definite answer)", fmtInt(v.Unresolved), v.Unresolved > 0},
 	}
+	if v.LostWorkerRequests > 0 {
+		facts = append(facts, fact{"Requests lost workers may have sent (resent with their idempotency key)", fmtInt(v.LostWorkerRequests), false})
+	}
 	if h := v.Holds; h != nil {
 		facts = append(facts,
 			fact{"Holds created, captured, voided, expired", fmtInt(h.Created) + ", " + fmtInt(h.Captured) + ", " +
@@ -373,6 +392,19 @@ func verification(v *Verification) *verificationView {
 				h.Pending > 0 || h.Held != 0})
 	}
 	return &verificationView{OK: v.OK, Facts: facts, Problems: v.Problems}
+}
+
+func workerRows(ws []Worker) []workerRow {
+	rows := make([]workerRow, len(ws))
+	for i, w := range ws {
+		rows[i] = workerRow{Name: w.Name, Share: w.Share, State: w.State, Scheduled: fmtCount(w.Scheduled),
+			Sent: fmtCount(w.Sent), OK: fmtCount(w.OK), Failed: fmtCount(w.Failed), Late: fmtCount(w.Late),
+			NotSent: "–", LostAt: "–", Lost: w.State == "lost"}
+		if w.LostAt != nil {
+			rows[i].NotSent, rows[i].LostAt = fmtCount(w.NotSent), fmtTime(*w.LostAt)
+		}
+	}
+	return rows
 }
 
 func yesNo(b bool) string {

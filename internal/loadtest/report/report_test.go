@@ -262,6 +262,28 @@ func TestRenderContent(t *testing.T) {
 			t.Error("the errors table lacks http_503 with 1,200")
 		}
 	})
+	t.Run("the workers section shows only for runs workers sent, a lost one marked with its unsent share", func(t *testing.T) {
+		if out := render(t, sample(60)); strings.Contains(out, `id="workers"`) {
+			t.Error("a run the service sent shows a workers section")
+		}
+		d := sample(60)
+		lost := time.Date(2026, 3, 14, 10, 0, 30, 0, time.UTC)
+		d.Run.Workers = []Worker{
+			{Name: "gen-1", Share: "1/2", State: "done", Scheduled: 30000, Sent: 30000, OK: 29990, Failed: 10},
+			{Name: "gen-2", Share: "2/2", State: "lost", Scheduled: 30000, Sent: 14200, OK: 14200, NotSent: 15800, LostAt: &lost},
+		}
+		d.Run.Verification.LostWorkerRequests = 15100
+		out := render(t, d)
+		if !strings.Contains(out, `<td>gen-2</td><td>2/2</td><td class="bad">lost</td>`) {
+			t.Error("the lost worker's row is not marked lost")
+		}
+		if !strings.Contains(out, `<td class="n">15,800</td><td>2026-03-14 10:00:30 UTC</td>`) {
+			t.Error("the lost worker's row lacks its unsent share and when it was lost")
+		}
+		if !strings.Contains(out, "Requests lost workers may have sent (resent with their idempotency key)</th><td class=\"n\">15,100") {
+			t.Error("the verification lacks the requests resent for the lost worker")
+		}
+	})
 }
 
 func TestRenderEdgeCases(t *testing.T) {
