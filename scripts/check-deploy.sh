@@ -43,7 +43,7 @@ compose() { docker-compose -f docker-compose.yml "$@"; }
 
 # config -q validates against the schema (1.29.2 rejects keys it does not know, e.g. develop:);
 # profiles are honoured by 1.29.2, and every service, whatever its profile, is validated.
-for profile in "" observability; do
+for profile in "" observability ha; do
 	args=()
 	[[ -n $profile ]] && args=(--profile "$profile")
 	if ! compose "${args[@]}" config -q 2>"$TMP/stderr"; then
@@ -54,8 +54,8 @@ for profile in "" observability; do
 		die "docker-compose.yml uses a variable with no default: write \${VAR:-default}"
 	fi
 done
-compose --profile observability config >"$TMP/compose.yml" 2>/dev/null
-log "docker-compose $(docker-compose version --short 2>/dev/null || echo '?'): config valid (default and observability profiles)"
+compose --profile observability --profile ha config >"$TMP/compose.yml" 2>/dev/null
+log "docker-compose $(docker-compose version --short 2>/dev/null || echo '?'): config valid (default, observability and ha profiles)"
 
 # The processors' balancer: compose's configuration, and the local one `PROCESSORS=N make up`
 # derives from it, both as HAProxy itself reads them.
@@ -65,7 +65,10 @@ scripts/stack.sh haproxy-config 127.0.0.1:8000 127.0.0.1:8100 127.0.0.1:8200 >"$
 haproxy -c -q -f "$TMP/haproxy-local.cfg" || die "haproxy rejects the local configuration (scripts/stack.sh haproxy-config)"
 grep -q 'deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg' docker-compose.yml ||
 	die "compose's balancer does not mount deploy/haproxy/haproxy.cfg"
-log "haproxy $(haproxy -v | awk 'NR==1 { print $3 }'): compose's and the local balancer configurations valid"
+# The router to the PostgreSQL primary (the ha profile; `HA=1 make up` derives its local one from
+# it, which `make failover` runs). Its nodes' names resolve only inside compose: HAProxy warns.
+haproxy -c -q -f deploy/haproxy/pg-primary.cfg 2>/dev/null || die "haproxy rejects deploy/haproxy/pg-primary.cfg"
+log "haproxy $(haproxy -v | awk 'NR==1 { print $3 }'): compose's and the local balancer configurations valid, and the primary's router"
 
 # --- 2. images, wiring, Prometheus, Grafana, dashboards -----------------------------------------
 

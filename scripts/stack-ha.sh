@@ -58,7 +58,7 @@ pgha_stop() {
 pgha_running() { pid_alive "$STATE/run/$1.pid"; }
 
 # The monitor, with health checks tuned so that a lost primary is noticed within about 2 s and
-# replaced 4 s later (pg_auto_failover's defaults take 20 s to notice and 30 s to replace).
+# replaced 4 s later (deploy/ha/monitor.conf).
 start_pgmonitor() {
 	local home; home=$(pg_home)
 	local data=$home/ha/monitor
@@ -68,17 +68,7 @@ start_pgmonitor() {
 		pgha pg_autoctl create monitor --pgctl "$PG_BIN/pg_ctl" --pgdata "$data" --pgport "$PGHA_MONITOR_PORT" \
 			--hostname 127.0.0.1 --auth trust --no-ssl >>"$STATE/logs/pgmonitor.log" 2>&1
 		pgha pg_autoctl config set --pgdata "$data" postgresql.listen_addresses 127.0.0.1 >/dev/null
-		as_pg tee -a "$data/postgresql.auto.conf" >/dev/null <<-EOF
-			pgautofailover.health_check_period = 1000
-			pgautofailover.health_check_timeout = 1000
-			pgautofailover.health_check_max_retries = 1
-			pgautofailover.health_check_retry_delay = 500
-			pgautofailover.node_considered_unhealthy_timeout = 2000
-			# Promote 4 s after the primary is lost, not 30: a primary that is only cut off from
-			# the monitor demotes itself after 3 s (network_partition_timeout, set on each node),
-			# so it has stopped taking writes before the standby starts to.
-			pgautofailover.primary_demote_timeout = 4000
-		EOF
+		as_pg tee -a "$data/postgresql.auto.conf" >/dev/null <"$ROOT/deploy/ha/monitor.conf"
 	fi
 	pgha_run pgmonitor
 }
@@ -131,29 +121,21 @@ pgha_primary() {
 	return 1
 }
 
-# The primary's address: HAProxy on PG_PORT, checking each node every 250 ms with
-# scripts/pg-primary-check.sh and cutting the sessions of a node that stops being the primary.
+# The primary's address: HAProxy on PG_PORT, from compose's configuration
+# (deploy/haproxy/pg-primary.cfg) with the local addresses: it checks each node every 250 ms
+# with scripts/pg-primary-check.sh and cuts the sessions of a node that stops being the primary.
 start_pgprimary() {
 	local cfg=$STATE/pgprimary.cfg
-	cat >"$cfg" <<-EOF
-		global
-			external-check
-			insecure-fork-wanted
-		defaults
-			mode tcp
-			timeout connect 1s
-			timeout client 1h
-			timeout server 1h
-		frontend postgres
-			bind 127.0.0.1:$PG_PORT
-			default_backend primary
-		backend primary
-			option external-check
-			external-check command $ROOT/scripts/pg-primary-check.sh
-			default-server inter 250ms fall 1 rise 1 on-marked-down shutdown-sessions
-			server node1 127.0.0.1:$(pgha_node_port 1) check
-			server node2 127.0.0.1:$(pgha_node_port 2) check
-	EOF
+	awk -v bind="127.0.0.1:$PG_PORT" -v check="$ROOT/scripts/pg-primary-check.sh" \
+		-v node1="127.0.0.1:$(pgha_node_port 1)" -v node2="127.0.0.1:$(pgha_node_port 2)" '
+		/^resolvers / { skip = 1 }
+		skip { next }
+		/^# Docker.s DNS/ { next }
+		/^\tbind / { print "\tbind " bind; next }
+		/^\texternal-check command / { print "\texternal-check command " check; next }
+		/^\tserver node1 / { print "\tserver node1 " node1 " check"; next }
+		/^\tserver node2 / { print "\tserver node2 " node2 " check"; next }
+		{ print }' "$ROOT/deploy/haproxy/pg-primary.cfg" >"$cfg"
 	haproxy -c -q -f "$cfg" || die "haproxy rejects $cfg"
 	nohup haproxy -db -f "$cfg" >>"$STATE/logs/pgprimary.log" 2>&1 </dev/null &
 	echo $! >"$STATE/run/pgprimary.pid"

@@ -100,15 +100,28 @@ func (s composeService) env(key string) string {
 
 func (s composeService) healthy() bool { return s.Healthcheck != nil && !s.Healthcheck.Disable }
 
-// goServices maps each compose service built from the Dockerfile to its SERVICE build argument.
+// goServices maps each compose service built from the Go services' Dockerfile (the root one)
+// to its SERVICE build argument.
 func (c *checker) goServices() map[string]string {
 	out := map[string]string{}
 	for name, s := range c.compose.Services {
-		if s.Build != nil {
+		if s.Build != nil && (s.Build.Dockerfile == "" || s.Build.Dockerfile == "Dockerfile") {
 			out[name] = s.Build.Args["SERVICE"]
 		}
 	}
 	return out
+}
+
+// listens reports whether a Go service's container serves on a port: a load worker
+// (`loadtest worker`) only connects out.
+func (s composeService) listens() bool {
+	switch cmd := s.Command.(type) {
+	case []any:
+		return len(cmd) == 0 || cmd[0] != "worker"
+	case string:
+		return !strings.HasPrefix(cmd, "worker")
+	}
+	return true
 }
 
 func (c *checker) run(composePath string) {
@@ -272,7 +285,7 @@ func (c *checker) checkGoServices() {
 		}
 		addrKey := strings.ToUpper(svc) + "_ADDR"
 		addr := s.env(addrKey)
-		if host, port, err := net.SplitHostPort(addr); err != nil || host != "0.0.0.0" || port == "" {
+		if host, port, err := net.SplitHostPort(addr); s.listens() && (err != nil || host != "0.0.0.0" || port == "") {
 			c.r.errorf("compose service %s: %s=%q, want 0.0.0.0:PORT so it listens inside the container", name, addrKey, addr)
 		}
 		if s.env("TXN_ADMIN_TOKEN") == "" {

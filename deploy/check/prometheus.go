@@ -76,6 +76,9 @@ func (c *checker) checkPrometheus() {
 		}
 	}
 	for name, svc := range c.goServices() {
+		if !c.compose.Services[name].listens() {
+			continue // nothing to scrape
+		}
 		_, port, _ := net.SplitHostPort(c.compose.Services[name].env(strings.ToUpper(svc) + "_ADDR"))
 		t := net.JoinHostPort(name, port)
 		if job, ok := targets[t]; !ok {
