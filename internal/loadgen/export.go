@@ -8,56 +8,61 @@ import (
 
 // Delta carries a recorder's measurements to another process, where Apply
 // merges them with those of other generators of the same run (Locust's
-// workers report to their master the same way). Histograms travel in HDR's
-// V2 compressed encoding (base64 text), so they merge without losing precision.
+// workers report to their master the same way). Histograms travel as their
+// populated HDR buckets, each a value and its count: the receiver records them
+// into histograms of the same geometry, so they merge without losing precision.
 type Delta struct {
 	// The whole run so far: counters, the send lag and the latency by
 	// operation and outcome. Always whole: there are few of them.
-	Sent   uint64         `json:"sent"`
-	Late   uint64         `json:"late"`
-	Lag    string         `json:"lag"`
-	Totals []EncodedGroup `json:"totals"`
+	Sent   uint64      `json:"sent"`
+	Late   uint64      `json:"late"`
+	Lag    Buckets     `json:"lag"`
+	Totals []GroupHist `json:"totals"`
 	// Seconds are those that changed since the mark the export was asked for.
-	Seconds []EncodedSecond `json:"seconds"`
+	Seconds []SecondHist `json:"seconds"`
 }
 
-// EncodedGroup is the histogram of one operation with one outcome.
-type EncodedGroup struct {
-	Op      string `json:"op"`
-	Outcome string `json:"outcome"`
-	Count   uint64 `json:"count"` // what the histogram holds, readable without decoding it
-	Hist    string `json:"hist"`
+// Buckets are a histogram's populated buckets: a value in each (in
+// microseconds) and how many requests fell in it.
+type Buckets [][2]int64
+
+// GroupHist is the histogram of one operation with one outcome.
+type GroupHist struct {
+	Op      string  `json:"op"`
+	Outcome string  `json:"outcome"`
+	Count   uint64  `json:"count"` // what the histogram holds
+	Buckets Buckets `json:"buckets"`
 }
 
-// EncodedSecond is second I of the run (0 is its first).
-type EncodedSecond struct {
-	I        int            `json:"i"`
-	Sent     uint64         `json:"sent"`
-	Late     uint64         `json:"late"`
-	Answered uint64         `json:"answered"`
-	Hists    []EncodedGroup `json:"hists"`
+// SecondHist is second I of the run (0 is its first).
+type SecondHist struct {
+	I        int         `json:"i"`
+	Sent     uint64      `json:"sent"`
+	Late     uint64      `json:"late"`
+	Answered uint64      `json:"answered"`
+	Hists    []GroupHist `json:"hists"`
 }
 
 // Export is the recorder's measurements, with the seconds changed since mark
 // (0: all of them), and the mark to ask for next time. A caller that could
 // not deliver a delta asks again with the same mark.
-func (r *Recorder) Export(since uint64) (Delta, uint64, error) {
+func (r *Recorder) Export(since uint64) (Delta, uint64) {
 	next := r.mark.Add(1)
 	d := Delta{}
-	lag := newHist()
-	totals := map[groupKey]*hdr.Histogram{}
+	lag := newPacked()
+	totals := map[groupKey]*hdr.PackedHistogram{}
 	changed := map[int]bool{}
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
 		d.Sent += s.sent
 		d.Late += s.late
-		lag.Merge(s.lag)
+		lag.MergeFrom(s.lag)
 		for k, h := range s.totals {
 			if totals[k] == nil {
-				totals[k] = newHist()
+				totals[k] = newPacked()
 			}
-			totals[k].Merge(h)
+			totals[k].MergeFrom(h)
 		}
 		for j, sec := range s.seconds {
 			if sec != nil && sec.mark >= since {
@@ -66,30 +71,17 @@ func (r *Recorder) Export(since uint64) (Delta, uint64, error) {
 		}
 		s.mu.Unlock()
 	}
-	var err error
-	if d.Lag, err = encode(lag); err != nil {
-		return Delta{}, 0, err
-	}
-	for k, h := range totals {
-		enc, err := encode(h)
-		if err != nil {
-			return Delta{}, 0, err
-		}
-		d.Totals = append(d.Totals, EncodedGroup{Op: k.op, Outcome: k.outcome, Count: uint64(h.TotalCount()), Hist: enc})
-	}
+	d.Lag = bucketsOf(lag)
+	d.Totals = groupHists(totals)
 	for j := range changed {
-		es, err := r.exportSecond(j)
-		if err != nil {
-			return Delta{}, 0, err
-		}
-		d.Seconds = append(d.Seconds, es)
+		d.Seconds = append(d.Seconds, r.exportSecond(j))
 	}
-	return d, next, nil
+	return d, next
 }
 
 // exportSecond is second j over every shard.
-func (r *Recorder) exportSecond(j int) (EncodedSecond, error) {
-	es := EncodedSecond{I: j}
+func (r *Recorder) exportSecond(j int) SecondHist {
+	es := SecondHist{I: j}
 	hists := map[groupKey]*hdr.PackedHistogram{}
 	for i := range r.shards {
 		s := &r.shards[i]
@@ -101,26 +93,48 @@ func (r *Recorder) exportSecond(j int) (EncodedSecond, error) {
 			es.Answered += sec.answered
 			for k, h := range sec.hists {
 				if hists[k] == nil {
-					hists[k] = hdr.NewPacked(histMin, histMax, histDigits)
+					hists[k] = newPacked()
 				}
 				hists[k].Merge(h)
 			}
 		}
 		s.mu.Unlock()
 	}
-	for k, h := range hists {
-		enc, err := h.Encode()
-		if err != nil {
-			return EncodedSecond{}, err
-		}
-		es.Hists = append(es.Hists, EncodedGroup{Op: k.op, Outcome: k.outcome, Count: uint64(h.TotalCount()), Hist: string(enc)})
-	}
-	return es, nil
+	es.Hists = groupHists(hists)
+	return es
 }
 
-func encode(h *hdr.Histogram) (string, error) {
-	b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
-	return string(b), err
+func newPacked() *hdr.PackedHistogram { return hdr.NewPacked(histMin, histMax, histDigits) }
+
+func groupHists(m map[groupKey]*hdr.PackedHistogram) []GroupHist {
+	out := make([]GroupHist, 0, len(m))
+	for k, h := range m {
+		out = append(out, GroupHist{Op: k.op, Outcome: k.outcome, Count: uint64(h.TotalCount()), Buckets: bucketsOf(h)})
+	}
+	return out
+}
+
+func bucketsOf(h *hdr.PackedHistogram) Buckets {
+	out := make(Buckets, 0, h.Populated())
+	h.ForEachBucket(func(v, n int64) bool {
+		out = append(out, [2]int64{v, n})
+		return true
+	})
+	return out
+}
+
+// record puts buckets into h; an error when a value is outside the
+// histograms' range or a count is not positive.
+func (b Buckets) record(h interface{ RecordValues(v, n int64) error }) error {
+	for _, vn := range b {
+		if vn[1] <= 0 {
+			return fmt.Errorf("a bucket's count must be positive, got %d", vn[1])
+		}
+		if err := h.RecordValues(vn[0], vn[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Apply makes shard i of the recorder hold what d carries: its whole-run
@@ -132,14 +146,14 @@ func (r *Recorder) Apply(i int, d Delta) error {
 	if i < 0 || i >= len(r.shards) {
 		return fmt.Errorf("loadgen: no shard %d", i)
 	}
-	lag, err := hdr.Decode([]byte(d.Lag))
-	if err != nil {
+	lag := newHist()
+	if err := d.Lag.record(lag); err != nil {
 		return fmt.Errorf("loadgen: send lag histogram: %w", err)
 	}
 	totals := make(map[groupKey]*hdr.Histogram, len(d.Totals))
 	for _, g := range d.Totals {
-		h, err := hdr.Decode([]byte(g.Hist))
-		if err != nil {
+		h := newHist()
+		if err := g.Buckets.record(h); err != nil {
 			return fmt.Errorf("loadgen: histogram of %s %s: %w", g.Op, g.Outcome, err)
 		}
 		totals[groupKey{g.Op, g.Outcome}] = h
@@ -151,8 +165,8 @@ func (r *Recorder) Apply(i int, d Delta) error {
 		}
 		sec := &second{sent: es.Sent, late: es.Late, answered: es.Answered, hists: make(map[groupKey]*hdr.PackedHistogram, len(es.Hists))}
 		for _, g := range es.Hists {
-			h, err := hdr.DecodePacked([]byte(g.Hist))
-			if err != nil {
+			h := newPacked()
+			if err := g.Buckets.record(h); err != nil {
 				return fmt.Errorf("loadgen: second %d, histogram of %s %s: %w", es.I, g.Op, g.Outcome, err)
 			}
 			sec.hists[groupKey{g.Op, g.Outcome}] = h

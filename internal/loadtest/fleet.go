@@ -34,7 +34,9 @@ const (
 	startLead = 2 * time.Second
 	// rateLead is how far ahead a rate change of a distributed run applies, so every worker
 	// hears of it before that point of the schedule.
-	rateLead     = time.Second
+	rateLead = time.Second
+	// reportLag is how long after a second ends the service has every worker's report of it.
+	reportLag    = 2 * WorkerHeartbeat
 	maxNameRunes = 100
 )
 

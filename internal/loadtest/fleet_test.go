@@ -72,7 +72,7 @@ func TestFleet(t *testing.T) {
 		}
 		sched, _ := loadgen.Constant(10, 10*time.Second, 0)
 		d.begin(Assignment{RunID: "run"}, now, sched)
-		bad := WorkerReport{RunID: "run", State: WorkerRunning, Delta: &loadgen.Delta{Lag: "garbage"}}
+		bad := WorkerReport{RunID: "run", State: WorkerRunning, Delta: &loadgen.Delta{Lag: loadgen.Buckets{{1000, 0}}}}
 		if _, err := f.Heartbeat(w.ID, bad); apierr.CodeOf(err) != apierr.CodeValidation {
 			t.Errorf("a report with a broken histogram: %v, want validation_failed", err)
 		}

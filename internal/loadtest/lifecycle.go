@@ -322,6 +322,9 @@ func (x *Execution) judgeWindows(final bool) {
 	}
 	rec, sched := runner.Recorder(), runner.Schedule()
 	elapsed := time.Since(rec.Start())
+	if x.dist != nil {
+		elapsed -= reportLag // a second is whole once every worker has reported it
+	}
 	x.life.mu.Lock()
 	if res := x.life.res; res != nil {
 		elapsed = res.Ended.Sub(res.Started)

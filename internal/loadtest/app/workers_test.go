@@ -73,7 +73,8 @@ func TestDistributedLoad(t *testing.T) {
 	t.Run("three workers send the schedule together, and the service merges what they measured", func(t *testing.T) {
 		var r loadtest.Run
 		s.api.Must(t, http.StatusCreated, "POST", "/runs", map[string]any{"users": 40, "rate": 300, "duration_s": 5, "workers": 3,
-			"mix": mix, "thresholds": []map[string]any{{"metric": "p99_ms", "max": 60000}, {"metric": "error_rate", "max": 0.5, "window_s": 2}}}).JSON(t, &r)
+			"mix": mix, "thresholds": []map[string]any{{"metric": "p99_ms", "max": 60000}, {"metric": "error_rate", "max": 0.5, "window_s": 2},
+				{"metric": "achieved_ratio", "min": 0.8, "window_s": 2}}}).JSON(t, &r)
 		r = s.until(r.ID, done)
 		if r.Status != loadtest.StatusCompleted {
 			t.Fatalf("status %s (%s)", r.Status, r.Error)
