@@ -23,13 +23,17 @@ func (s *server) fleet() (*Fleet, error) {
 	return s.Fleet, nil
 }
 
-// workerID is the {id} of the path; what is not a UUID names no worker.
-func workerID(r *http.Request) (string, error) {
+// worker is the fleet and the {id} of the path; what is not a UUID names no worker.
+func (s *server) worker(r *http.Request) (*Fleet, string, error) {
+	f, err := s.fleet()
+	if err != nil {
+		return nil, "", err
+	}
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
-		return "", apierr.Errorf(apierr.CodeNotFound, "worker %s is not in the fleet", r.PathValue("id"))
+		return nil, "", apierr.Errorf(apierr.CodeNotFound, "worker %s is not in the fleet", r.PathValue("id"))
 	}
-	return id.String(), nil
+	return f, id.String(), nil
 }
 
 // joinFleet registers a worker: {"name"} → 201 worker.
@@ -68,11 +72,7 @@ func (s *server) listWorkers(w http.ResponseWriter, r *http.Request) error {
 
 // heartbeat takes a worker's report → 200 orders.
 func (s *server) heartbeat(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.fleet()
-	if err != nil {
-		return err
-	}
-	id, err := workerID(r)
+	f, id, err := s.worker(r)
 	if err != nil {
 		return err
 	}
@@ -97,11 +97,7 @@ func (s *server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 
 // assignment → 200 the worker's part in its run.
 func (s *server) assignment(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.fleet()
-	if err != nil {
-		return err
-	}
-	id, err := workerID(r)
+	f, id, err := s.worker(r)
 	if err != nil {
 		return err
 	}
