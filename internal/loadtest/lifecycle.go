@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,6 +243,9 @@ func (x *Execution) fill(r *Run, res *loadgen.Result, rate *float64) {
 	} else {
 		r.fill(runner.Summary(), runner.Progress().InFlight)
 		start, end = runner.Recorder().Start(), time.Now()
+		if x.dist != nil {
+			end = end.Add(-reportLag) // what the workers have reported covers up to then
+		}
 		if rate == nil && len(x.cfg.Stages) > 0 {
 			r.TargetRate = sched.RateAt(end.Sub(start)) // the stage's rate now
 		}
@@ -276,6 +280,16 @@ func (x *Execution) behind(r *Run, runner generator, el time.Duration) (bool, st
 		return false, ""
 	}
 	s := fmt.Sprintf("sent %.1f/s, %.1f %% of the %.1f/s scheduled", r.AchievedRate, 100*r.AchievedRatio(), r.ScheduledRate)
+	var lost []string
+	var notSent uint64
+	for _, w := range r.Workers {
+		if w.State == WorkerLost {
+			lost, notSent = append(lost, w.Name), notSent+w.NotSent
+		}
+	}
+	if len(lost) > 0 {
+		return true, s + fmt.Sprintf(": worker %s lost, its share's %d unsent requests counted as not sent", strings.Join(lost, ", "), notSent)
+	}
 	var peak uint64
 	for _, p := range runner.Points() {
 		peak = max(peak, p.InFlight)

@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,6 +201,9 @@ func TestDistributedLoad(t *testing.T) {
 		}
 		if r.Sent >= r.Scheduled {
 			t.Errorf("sent %d of %d: the lost share counted as sent", r.Sent, r.Scheduled)
+		}
+		if !r.Behind || !strings.Contains(r.BehindDetail, "worker w2 lost") {
+			t.Errorf("behind %v (%q): want the shortfall put down to the lost worker", r.Behind, r.BehindDetail)
 		}
 		t.Logf("sent %d of %d; lost worker: sent %d, not sent %d of %d; %d of its requests resent; accepted %d",
 			r.Sent, r.Scheduled, lost[0].Sent, lost[0].NotSent, lost[0].Scheduled, r.Verification.LostWorkerRequests, r.Verification.Accepted)

@@ -196,6 +196,11 @@ func verdict(r Run) badge {
 	if v := r.Verification; v != nil && !v.OK {
 		reasons = append(reasons, fmt.Sprintf("verification failed (%d problems)", len(v.Problems)))
 	}
+	for _, w := range r.Workers {
+		if w.State == "lost" { // its share never went out: not the load asked for
+			reasons = append(reasons, fmt.Sprintf("worker %s was lost: %s of its requests were not sent", w.Name, fmtCount(w.NotSent)))
+		}
+	}
 	switch {
 	case r.Status == "aborted":
 		return badge{Label: "aborted", Class: "fail", Reasons: reasons}

@@ -283,6 +283,9 @@ func TestRenderContent(t *testing.T) {
 		if !strings.Contains(out, "Requests lost workers may have sent (resent with their idempotency key)</th><td class=\"n\">15,100") {
 			t.Error("the verification lacks the requests resent for the lost worker")
 		}
+		if b := verdict(d.Run); b.Class != "fail" || !strings.Contains(strings.Join(b.Reasons, ";"), "worker gen-2 was lost: 15,800 of its requests were not sent") {
+			t.Errorf("verdict of a run that lost a worker = %+v, want failed naming it", b)
+		}
 	})
 }
 

@@ -19,6 +19,19 @@ const HISTOGRAM_EVERY = 5; // polls between two reads of the latency distributio
 const LIST_ACTIVE_MS = 2000;
 const LIST_IDLE_MS = 5000;
 const PAGE_SIZE = 50;
+// A run claims only the idle workers heard of this recently (the service's WorkerLostAfter); one
+// unheard of for longer is listed until the service forgets it, a minute later.
+const WORKER_FRESH_MS = 5000;
+// A load worker's states (GET /workers), each with what it means and the status badge tone it
+// borrows: a lost worker is shown as a failure.
+const WORKER_STATES = {
+  idle: {tone: 'idle', title: 'Waiting for a run'},
+  assigned: {tone: 'preparing', title: 'Claimed by a run that is preparing'},
+  running: {tone: 'running', title: 'Sending its share of the run'},
+  settling: {tone: 'preparing', title: 'Resending what got no definite answer'},
+  done: {tone: 'completed', title: 'Reported its share\'s outcome'},
+  lost: {tone: 'failed', title: 'Stopped reporting mid-run: its share\'s unsent requests are counted as not sent'},
+};
 
 const state = {
   token: localStorage.getItem(TOKEN_KEY) || '',
@@ -30,6 +43,10 @@ const state = {
   view: null, // {kind: 'run', id} | {kind: 'compare', a, b} | null
   gen: 0, // bumped on every view change; a poll loop of an older view stops
   listTimer: 0,
+  workers: null, // the fleet by name (GET /workers); null until read
+  fleet: null, // 'ok' once the fleet was read, 'none' when the service takes no workers
+  workersTimer: 0,
+  skew: 0, // this browser's clock minus the service's, from the Date of its last answer
   charts: new Map(), // chart box -> last chart options, redrawn on resize
 };
 
@@ -123,6 +140,24 @@ function fmtWhen(t) {
 
 // shortId is the tail of a run id: the service's ids are UUIDv7, whose head is the time.
 const shortId = (id) => String(id || '').slice(-8);
+
+// plural is a count and its noun: "1 worker", "3 workers".
+const plural = (n, noun) => fmtInt(n) + ' ' + noun + (n === 1 ? '' : 's');
+
+// serverNow is the service's time by this browser's clock, so a time the service gave is compared
+// with its own clock.
+const serverNow = () => Date.now() - state.skew;
+
+// fmtAgo is how long ago the service's time t was: "just now", "12 s ago", "3 min 05 s ago".
+function fmtAgo(t) {
+  const ms = parseTime(t);
+  if (ms == null) return '—';
+  const s = (serverNow() - ms) / 1000;
+  return s < 2 ? 'just now' : fmtSecs(s) + ' ago';
+}
+
+// andList joins words as a sentence does: "a", "a and b", "a, b and c".
+const andList = (xs) => (xs.length < 2 ? xs.join('') : xs.slice(0, -1).join(', ') + ' and ' + xs[xs.length - 1]);
 
 const runTitle = (run) => (run && run.name) || 'Run ' + shortId(run && run.id);
 
@@ -236,6 +271,7 @@ function saveToken(tok) {
   $('token-panel').hidden = true;
   updateTokenLabel();
   refreshList();
+  refreshWorkers();
   route();
 }
 
@@ -315,6 +351,10 @@ function outcome(run) {
   else if (v == null && run.status !== 'failed') reasons.push('not verified' + (run.error ? ': ' + run.error : ''));
   if (isNum(run.error_rate) && run.error_rate > MAX_ERROR_RATE) {
     reasons.push('error rate ' + fmtPct(run.error_rate) + ' is over ' + fmtPct(MAX_ERROR_RATE));
+  }
+  // A lost worker's share never went out: the load asked for was not the load sent.
+  for (const w of run.workers || []) {
+    if (w.state === 'lost') reasons.push('worker ' + w.name + ' was lost: ' + fmtInt(w.not_sent || 0) + ' of its requests were not sent');
   }
   if (reasons.length) return {key: 'fail', label: 'fail', reasons};
   if (run.status === 'stopped') return {key: 'none', label: 'no verdict', reasons: ['stopped before the end: nothing failed, but the load did not run its course']};
@@ -429,7 +469,7 @@ function fillRow(row, run) {
   if (sig === row.sig) return;
   row.sig = sig;
   const [name, started, dur, status, result, rate, p99, dataCell] = row.cells;
-  row.link.replaceChildren(run.name ? h('span', {class: 'run-name', text: run.name}) : null, h('code', {text: shortId(run.id)}));
+  row.link.replaceChildren(run.name ? h('span', {class: 'run-name', text: run.name}) : '', h('code', {text: shortId(run.id)}));
   name.className = 'name-cell';
   name.replaceChildren(row.link);
   const at = run.started_at || run.created_at;
@@ -497,6 +537,148 @@ function updateStartButton() {
   const hint = $('start-hint');
   hint.hidden = !running;
   hint.textContent = running ? runTitle(running) + ' is ' + (ACTIVE.has(running.status) ? running.status : 'being verified') + ': one run at a time.' : '';
+}
+
+// ---------- load workers ----------
+
+// refreshWorkers reads the fleet (GET /workers) for the Workers card and the form's hint, every
+// two seconds while a run or a worker is busy, every five otherwise.
+async function refreshWorkers() {
+  clearTimeout(state.workersTimer);
+  if (state.token && !state.unauthorized) {
+    try {
+      const resp = await request('GET', '/workers');
+      // The Date header is whole seconds: the skew is known to a second, which the freshness
+      // check allows for.
+      const date = Date.parse(resp.headers.get('Date') || '');
+      state.skew = Number.isFinite(date) ? Date.now() - date - 500 : 0;
+      const d = parseJSON(await resp.text());
+      state.workers = (d && Array.isArray(d.workers)) ? d.workers : [];
+      state.fleet = 'ok';
+      clearBanner('workers');
+      $('workers-updated').textContent = 'updated ' + fmtTime(Date.now());
+    } catch (e) {
+      if (e.status === 404) { // a service without a fleet sends every run itself
+        state.workers = [];
+        state.fleet = 'none';
+      } else if (e.status && e.status !== 401) {
+        showBanner('workers', 'Listing the workers failed: ' + e.message);
+      }
+    }
+  }
+  renderWorkers();
+  const active = (state.workers || []).some((w) => w.state !== 'idle') || state.runs.some(busy);
+  state.workersTimer = setTimeout(refreshWorkers, active ? LIST_ACTIVE_MS : LIST_IDLE_MS);
+}
+
+// fresh says the service heard of worker w lately enough for a run to claim it.
+const fresh = (w) => serverNow() - (parseTime(w.seen_at) ?? 0) <= WORKER_FRESH_MS + 1000;
+
+// idleWorkers counts the workers a run could claim now.
+const idleWorkers = () => (state.workers || []).filter((w) => w.state === 'idle' && fresh(w)).length;
+
+// serviceURL is this service's address, as a worker's LOADTEST_URL.
+const serviceURL = () => new URL('.', location.href).href.replace(/\/$/, '');
+
+// workerRows keeps one row per worker, updated in place (as the runs list does).
+const workerRows = new Map(); // worker id -> {tr, link, cells, sig}
+
+function newWorkerRow(w) {
+  const link = h('a', {class: 'run-link'});
+  const cells = [...Array(6)].map(() => h('td', {}));
+  return {tr: h('tr', {dataset: {id: w.id}}, cells), link, cells, sig: ''};
+}
+
+function fillWorkerRow(row, w) {
+  const seen = fmtAgo(w.seen_at);
+  const stale = !fresh(w);
+  const sig = JSON.stringify([w.name, w.state, w.run_id, w.share, w.sent, seen, stale]);
+  if (sig === row.sig) return;
+  row.sig = sig;
+  const [name, st, run, share, sent, seenCell] = row.cells;
+  row.tr.dataset.name = w.name;
+  row.tr.dataset.state = w.state;
+  name.className = 'worker-name';
+  name.title = w.name + ' (joined ' + fmtTime(w.joined_at, true) + ')';
+  name.textContent = w.name;
+  st.replaceChildren(workerBadge(w.state));
+  if (w.run_id) {
+    row.link.href = '#/runs/' + w.run_id;
+    row.link.title = w.run_id;
+    row.link.replaceChildren(h('code', {text: shortId(w.run_id)}));
+    run.replaceChildren(row.link);
+  } else {
+    run.replaceChildren(h('span', {class: 'arrow', text: '—'}));
+  }
+  share.textContent = w.share || '—';
+  sent.className = 'num';
+  // An idle worker keeps its last run's counts: they are that run's, not its own.
+  sent.textContent = w.run_id ? fmtInt(w.sent) : '—';
+  row.tr.dataset.stale = String(stale);
+  seenCell.className = 'num' + (stale ? ' warn-text' : '');
+  seenCell.title = fmtTime(w.seen_at, true) + (stale && w.state === 'idle'
+    ? ': unheard of for over ' + WORKER_FRESH_MS / 1000 + ' s, so no run can claim it; the service forgets it a minute after its last word' : '');
+  seenCell.textContent = seen;
+}
+
+function workerBadge(st) {
+  const s = WORKER_STATES[st] || {tone: 'unknown', title: ''};
+  return h('span', {class: 'status status-' + s.tone + ' worker-state', title: s.title || null, dataset: {state: st}}, st || 'unknown');
+}
+
+function renderWorkers() {
+  const list = state.workers || [];
+  const body = $('workers-body');
+  const order = list.map((w) => {
+    let row = workerRows.get(w.id);
+    if (!row) workerRows.set(w.id, (row = newWorkerRow(w)));
+    fillWorkerRow(row, w);
+    return row.tr;
+  });
+  for (const id of [...workerRows.keys()]) if (!list.some((w) => w.id === id)) workerRows.delete(id);
+  order.forEach((tr, i) => {
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
+  while (body.children.length > order.length) body.lastElementChild.remove();
+  $('workers-wrap').hidden = !list.length;
+  const empty = $('workers-empty');
+  empty.hidden = list.length > 0;
+  const key = [state.fleet, !!state.token].join();
+  if (!list.length && empty.dataset.key !== key) {
+    empty.dataset.key = key;
+    empty.replaceChildren(...(state.fleet === 'none' ? ['This service takes no load workers: it sends every run itself.']
+      : state.fleet !== 'ok' ? [state.token ? 'Reading the workers…' : 'Enter the admin token to list the workers.']
+        : ['No workers. Start one on any machine that reaches this service: ',
+          h('code', {class: 'command', text: 'LOADTEST_URL=' + serviceURL() + ' TXN_ADMIN_TOKEN=… loadtest worker'}),
+          '. A run asking for workers then sends from them, each its share.']));
+  }
+  const idle = idleWorkers();
+  $('workers-count').textContent = list.length ? idle + ' idle of ' + list.length : '';
+  updateWorkersHint();
+}
+
+// updateWorkersHint says under the form's Workers field how many are idle now, and warns when
+// the field asks for more: the service refuses such a run (409).
+function updateWorkersHint() {
+  const p = $('h-workers');
+  const want = Number($('f-workers').value) || 0;
+  const list = state.workers;
+  const idle = idleWorkers();
+  const key = JSON.stringify([state.fleet, list ? list.length : null, idle, want]);
+  if (p.dataset.key === key) return;
+  p.dataset.key = key;
+  p.dataset.idle = list ? String(idle) : '';
+  let nodes;
+  if (state.fleet === 'none') nodes = ['This service takes no workers: it sends the load itself.'];
+  else if (state.fleet !== 'ok') nodes = ['0: this service sends the load itself.'];
+  else if (!list.length) nodes = ['No workers: start ', h('code', {text: 'loadtest worker'}), ' on any machine to add some.'];
+  else if (!idle) nodes = ['No idle workers: ' + (list.length === 1 ? 'the one listed is' : 'the ' + list.length + ' listed are') + ' taken by a run or unheard of.'];
+  else nodes = [plural(idle, 'idle worker') + (idle < list.length ? ' (of ' + list.length + ')' : '') + ': runs with workers send from them, each its share.'];
+  const short = want > 0 && (state.fleet === 'none' || (state.fleet === 'ok' && want > idle));
+  if (short && state.fleet === 'none') nodes.push(' A run asking for workers is refused.');
+  else if (short) nodes.push(' A run asking for ' + plural(want, 'worker') + ' is refused until ' + (want === 1 ? 'one is' : want + ' are') + ' idle.');
+  p.className = 'hint' + (short ? ' warn-text' : '');
+  p.replaceChildren(...nodes);
 }
 
 // ---------- charts (SVG) ----------
@@ -910,6 +1092,9 @@ function buildRun(view) {
   e.errChart = chartFigure('chart-errors', 'Errors by code over time');
   e.dist = chartFigure('chart-distribution', 'Latency distribution');
   e.thresholds = h('div', {});
+  e.workers = h('div', {});
+  e.workersPanel = h('section', {class: 'panel wide', id: 'run-workers', 'aria-labelledby': 'wrk-title', hidden: true},
+    h('h3', {id: 'wrk-title', text: 'Workers'}), e.workers);
   e.errors = h('div', {});
   e.summary = h('div', {});
   e.verification = h('div', {});
@@ -929,6 +1114,7 @@ function buildRun(view) {
     e.kpis,
     h('div', {class: 'charts'}, e.tp, e.lat, e.errChart, e.dist),
     h('section', {class: 'panel wide', 'aria-labelledby': 'thr-title'}, h('h3', {id: 'thr-title', text: 'Thresholds'}), e.thresholds),
+    e.workersPanel,
     h('div', {class: 'panels'},
       h('section', {class: 'panel summary', 'aria-labelledby': 'sum-title'}, h('h3', {id: 'sum-title', text: 'Summary'}), e.summary),
       h('div', {class: 'stack'},
@@ -969,6 +1155,9 @@ function renderRun(view) {
   renderKpis(e.kpis, run);
   renderCharts(view);
   e.thresholds.replaceChildren(thresholdsTable(run));
+  const workers = runWorkers(run);
+  e.workersPanel.hidden = !workers.length;
+  e.workers.replaceChildren(...(workers.length ? [runWorkersTable(workers), lostNote(run, workers)].filter(Boolean) : []));
   e.summary.replaceChildren(summaryTable(run));
   e.errors.replaceChildren(errorsTable(run));
   e.verification.replaceChildren(verificationView(run));
@@ -984,8 +1173,9 @@ function renderBanners(e, run) {
   e.abort.hidden = !(run.status === 'aborted');
   e.abort.textContent = 'Aborted: ' + (run.abort_reason || 'a threshold with abort broke.');
   e.behind.hidden = run.behind !== true;
-  e.behind.replaceChildren(h('strong', {text: 'Behind schedule: '}),
-    run.behind_detail || 'the generator sent under 99 % of the scheduled rate, so the load was lighter than asked.');
+  // The service's explanation names a lost worker's unsent share when there is one.
+  const detail = run.behind_detail || 'the generator sent under 99 % of the scheduled rate, so the load was lighter than asked.';
+  e.behind.replaceChildren(h('strong', {text: 'Behind schedule: '}), detail);
 }
 
 function renderOutcome(box, run) {
@@ -1080,7 +1270,7 @@ function renderProgress(box, run) {
   const items = ['users', 'accounts', 'deposits'].filter((k) => isNum(p[k + '_total']) && p[k + '_total'] > 0);
   box.replaceChildren(
     h('h3', {}, 'Preparing', p.step ? h('span', {class: 'hint', text: ' — step: ' + p.step}) : null),
-    isNum(p.fraction) ? bar('progress-overall', 'Overall: ', p.fraction, 1) : null,
+    isNum(p.fraction) ? bar('progress-overall', 'Overall: ', p.fraction, 1) : '',
     h('div', {class: 'progress-items'}, items.map((k) => bar('progress-' + k, humanize(k) + ' created: ', p[k] || 0, p[k + '_total']))));
   box.hidden = false;
 }
@@ -1176,10 +1366,62 @@ function thresholdsTable(run) {
       h('td', {}, mark(t.passed))))));
 }
 
+// runWorkers are the load workers that sent a run, in share order; none when the service did.
+const runWorkers = (run) => (Array.isArray(run.workers) ? run.workers : []);
+
+// runWorkersTable is each worker's share of the run and what it did with it.
+function runWorkersTable(workers) {
+  const cols = [
+    ['Worker'], ['Share', 'Its part of the schedule: requests i, i + n, i + 2n… of n parts'], ['State'],
+    ['Scheduled', 'Requests in its share', 1], ['Sent', '', 1], ['OK', '', 1], ['Failed', '', 1],
+    ['Late', 'Sent later than scheduled', 1], ['In flight', 'Sent and not yet answered', 1],
+    ['Not sent', 'Of a lost worker\'s share, as far as its last report tells', 1], ['Lost at']];
+  const lost = (w) => w.state === 'lost';
+  return h('div', {class: 'table-wrap'}, h('table', {class: 'errors run-workers', id: 'run-workers-table'},
+    h('caption', {class: 'sr-only', text: 'The load workers that sent the run, in share order'}),
+    h('thead', {}, h('tr', {}, cols.map(([t, title, num]) => h('th', {scope: 'col', class: num ? 'num' : null, title: title || null, text: t})))),
+    h('tbody', {}, workers.map((w) => h('tr', {class: lost(w) ? 'lost' : null, dataset: {name: w.name, state: w.state, share: w.share || ''}},
+      h('td', {class: 'worker-name', title: w.id, text: w.name}),
+      h('td', {text: w.share || '—'}),
+      h('td', {}, workerBadge(w.state)),
+      h('td', {class: 'num', text: fmtInt(w.scheduled)}),
+      h('td', {class: 'num', text: fmtInt(w.sent)}),
+      h('td', {class: 'num', text: fmtInt(w.ok)}),
+      h('td', {class: 'num' + (w.failed > 0 ? ' warn-text' : ''), text: fmtInt(w.failed)}),
+      h('td', {class: 'num', text: fmtInt(w.late)}),
+      h('td', {class: 'num', text: fmtInt(w.in_flight)}),
+      h('td', {class: 'num' + (lost(w) && w.not_sent > 0 ? ' bad-text' : ''), text: lost(w) ? fmtInt(w.not_sent || 0) : '—'}),
+      h('td', {class: 'num', title: lost(w) ? fmtTime(w.lost_at, true) : null, text: lost(w) ? fmtTime(w.lost_at) : '—'}))))));
+}
+
+// lostNote says what became of the shares of the workers lost mid-run: their unsent requests
+// count as not sent, and those they may have sent are resent with their idempotency keys (at
+// the run's verification), which tells whether the processor had applied them.
+function lostNote(run, workers) {
+  const lost = workers.filter((w) => w.state === 'lost');
+  if (!lost.length) return null;
+  const one = lost.length === 1;
+  const notSent = lost.reduce((a, w) => a + (w.not_sent || 0), 0);
+  const v = run.verification && typeof run.verification === 'object' ? run.verification : null;
+  const resent = v ? v.lost_worker_requests || 0 : null;
+  const they = one ? 'it' : 'they';
+  const names = lost.map((w) => h('strong', {text: w.name}));
+  const who = one ? [names[0], ' was lost at ' + fmtTime(lost[0].lost_at)]
+    : [names.flatMap((n, i) => (i === 0 ? [n] : [i === names.length - 1 ? ' and ' : ', ', n])),
+      ' were lost at ' + andList(lost.map((w) => fmtTime(w.lost_at)))];
+  return h('p', {class: 'lost-note', id: 'lost-note', role: 'note', dataset: {lost: String(lost.length)}},
+    who, ': ', one ? 'its share\'s ' : 'their shares\' ',
+    plural(notSent, 'unsent request') + (notSent === 1 ? ' is' : ' are') + ' counted as not sent; ',
+    resent == null ? 'the requests ' + they + ' may have sent are resent with their keys, when the run is verified, to learn what they did.'
+      : plural(resent, 'request') + ' ' + they + ' may have sent ' + (resent === 1 ? 'was' : 'were') + ' resent with their keys to learn what they did.');
+}
+
 function summaryTable(run) {
   const lat = run.latency_ms || {};
   const lag = run.send_lag_ms || {};
   const late = isNum(run.late) ? run.late : null;
+  const workers = runWorkers(run);
+  const lost = workers.filter((w) => w.state === 'lost');
   return h('div', {},
     h('p', {class: 'hint', text: FINAL.has(run.status) ? 'Final figures for the run.' : 'So far; final when the run ends.'}),
     h('div', {class: 'summary-grid'},
@@ -1188,7 +1430,10 @@ function summaryTable(run) {
         isNum(run.scheduled_rate) ? ['Scheduled rate', fmtRate(run.scheduled_rate) + '/s'] : null,
         ['Achieved rate', fmtRate(run.achieved_rate) + '/s', run.behind ? 'warn' : null],
         ['Running time', fmtSecs(runSeconds(run))],
+        workers.length ? ['Sent by', plural(workers.length, 'worker')] : null,
+        lost.length ? ['Workers lost', fmtInt(lost.length), 'warn'] : null,
         ['Sent', fmtInt(run.sent)],
+        lost.length ? ['Not sent (lost)', fmtInt(lost.reduce((a, w) => a + (w.not_sent || 0), 0)), 'warn'] : null,
         ['OK', fmtInt(run.ok)],
         ['Failed', fmtInt(run.failed), run.failed > (run.rejected || 0) ? 'bad' : null],
         isNum(run.rejected) ? ['Rejected by rules', fmtInt(run.rejected)] : null,
@@ -1253,6 +1498,10 @@ function verificationView(run) {
         mark(c.ok), h('span', {class: 'check-name', text: c.name}), h('span', {class: 'check-detail', text: c.detail || ''})))),
     isNum(v.accepted) ? h('p', {class: 'hint', text: fmtInt(v.accepted) + ' transactions accepted (seed deposits included)' +
       (parseTime(v.checked_at) ? ', checked at ' + fmtTime(v.checked_at) : '') + '.'}) : null,
+    isNum(v.lost_worker_requests) || runWorkers(run).some((w) => w.state === 'lost')
+      ? h('p', {class: 'hint', id: 'lost-worker-requests', dataset: {count: String(v.lost_worker_requests || 0)}},
+        h('strong', {text: plural(v.lost_worker_requests || 0, 'request')}), ' a lost worker may have sent ' + ((v.lost_worker_requests || 0) === 1 ? 'was' : 'were') +
+        ' resent with their idempotency keys to learn what they did.') : null,
     Array.isArray(v.problems) && v.problems.length ? h('ul', {class: 'problems'}, v.problems.map((t) => h('li', {text: t}))) : null);
 }
 
@@ -1336,7 +1585,7 @@ function renderCleanup(view) {
     box.dataset.status = 'running';
     box.replaceChildren(h('span', {class: 'spinner', 'aria-hidden': 'true'}), 'Deleting the test data… ',
       h('strong', {text: (c && c.status === 'running' && c.step) || 'starting'}),
-      c && parseTime(c.started_at) ? h('span', {class: 'hint', text: ' (since ' + fmtTime(c.started_at) + ')'}) : null);
+      c && parseTime(c.started_at) ? h('span', {class: 'hint', text: ' (since ' + fmtTime(c.started_at) + ')'}) : '');
   } else if (c.status === 'failed') {
     box.className = 'message error';
     box.dataset.status = 'failed';
@@ -1505,6 +1754,7 @@ const SETUP_ROWS = [
   {label: 'Thresholds', get: (r) => (r.thresholds || []).map(thresholdText).join('; ') || '—'},
   {label: 'Mix', get: (r) => Object.entries((r.config || {}).mix || {}).map(([k, v]) => k + ' ' + v).join(' · ')},
   {label: 'Connections', get: (r) => fmtInt((r.config || {}).connections)},
+  {label: 'Workers', get: (r) => ((r.config || {}).workers ? fmtInt(r.config.workers) : 'none (the service sent)')},
   {label: 'Sent', get: (r) => fmtInt(r.sent)},
   {label: 'Failed', get: (r) => fmtInt(r.failed)},
   {label: 'Verification', get: (r) => (verdict(r.verification) === true ? '✓ passed' : verdict(r.verification) === false ? '✗ failed' : '—')},
@@ -1590,6 +1840,7 @@ function readForm(form) {
     if (stages && ['rate', 'duration_s', 'ramp_up_s'].includes(el.name)) continue; // stages replace them
     const raw = el.value.trim();
     if (raw === '') continue;
+    if (el.name === 'workers' && Number(raw) === 0) continue; // none: the service sends the load
     let v = raw;
     if (el.name === 'seed' && /^\d+$/.test(raw)) {
       v = raw; // sent as digits, see request()
@@ -1830,6 +2081,7 @@ async function submitRun(e) {
     refreshList();
   } catch (err) {
     if (err.status !== 401) showFormErrors(form, err.problem || {}, err.status);
+    if (err.status === 409) refreshWorkers(); // e.g. fewer idle workers than asked: show how many
   } finally {
     delete btn.dataset.submitting;
     btn.textContent = 'Start run';
@@ -1847,6 +2099,8 @@ function fillForm(cfg, name) {
     if (v != null) el.value = String(v);
   }
   $('f-name').value = name || cfg.name || '';
+  $('f-workers').value = cfg.workers ? String(cfg.workers) : ''; // absent: the service sent it
+  updateWorkersHint();
   $('stage-rows').replaceChildren();
   for (const s of cfg.stages || []) addStage(s);
   setShape(!!(cfg.stages && cfg.stages.length));
@@ -1854,7 +2108,7 @@ function fillForm(cfg, name) {
   for (const t of cfg.thresholds || []) addThreshold(t);
   labelRows();
   updateMixSum(form);
-  $('advanced').open = ['max_amount', 'skew', 'connections', 'seed'].some((k) => cfg[k] != null);
+  $('advanced').open = ['max_amount', 'skew', 'connections', 'seed', 'workers'].some((k) => cfg[k] != null);
   form.scrollIntoView({behavior: 'smooth', block: 'start'});
   $('f-users').focus({preventScroll: true});
 }
@@ -1866,6 +2120,7 @@ function init() {
   form.addEventListener('submit', submitRun);
   form.addEventListener('input', (e) => {
     if (e.target.name && e.target.name.startsWith('mix.')) updateMixSum(form);
+    if (e.target.name === 'workers') updateWorkersHint();
   });
   form.addEventListener('change', (e) => {
     if (e.target.name === 'shape') setShape(e.target.value === 'stages');
@@ -1877,6 +2132,7 @@ function init() {
     setShape(false);
     labelRows();
     updateMixSum(form);
+    updateWorkersHint();
   }));
   $('add-stage').addEventListener('click', () => addStage());
   $('add-threshold').addEventListener('click', () => addThreshold());
@@ -1903,6 +2159,7 @@ function init() {
     openTokenPanel();
   }
   refreshList();
+  refreshWorkers();
   route();
 }
 
