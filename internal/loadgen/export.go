@@ -83,23 +83,17 @@ func (r *Recorder) Export(since uint64) (Delta, uint64) {
 func (r *Recorder) exportSecond(j int) SecondHist {
 	es := SecondHist{I: j}
 	hists := map[groupKey]*hdr.PackedHistogram{}
-	for i := range r.shards {
-		s := &r.shards[i]
-		s.mu.Lock()
-		if j < len(s.seconds) && s.seconds[j] != nil {
-			sec := s.seconds[j]
-			es.Sent += sec.sent
-			es.Late += sec.late
-			es.Answered += sec.answered
-			for k, h := range sec.hists {
-				if hists[k] == nil {
-					hists[k] = newPacked()
-				}
-				hists[k].Merge(h)
+	r.eachSecond(j, func(sec *second) {
+		es.Sent += sec.sent
+		es.Late += sec.late
+		es.Answered += sec.answered
+		for k, h := range sec.hists {
+			if hists[k] == nil {
+				hists[k] = newPacked()
 			}
+			hists[k].Merge(h)
 		}
-		s.mu.Unlock()
-	}
+	})
 	es.Hists = groupHists(hists)
 	return es
 }

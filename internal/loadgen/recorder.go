@@ -373,18 +373,12 @@ func (r *Recorder) PointsFor(op, outcome string) []Point {
 		p.T = r.start.Add(time.Duration(i) * time.Second)
 		p.Errors = map[string]uint64{}
 		acc.Reset()
-		for j := range r.shards {
-			s := &r.shards[j]
-			s.mu.Lock()
-			if i < len(s.seconds) && s.seconds[i] != nil {
-				sec := s.seconds[i]
-				p.Sent += sec.sent
-				p.Late += sec.late
-				p.Answered += sec.answered
-				sec.tally(op, outcome, &p.OK, &p.Failed, p.Errors, func(h *hdr.PackedHistogram) { acc.Merge(h) })
-			}
-			s.mu.Unlock()
-		}
+		r.eachSecond(i, func(sec *second) {
+			p.Sent += sec.sent
+			p.Late += sec.late
+			p.Answered += sec.answered
+			sec.tally(op, outcome, &p.OK, &p.Failed, p.Errors, func(h *hdr.PackedHistogram) { acc.Merge(h) })
+		})
 		sent += p.Sent
 		answered += p.Answered
 		p.InFlight = sent - min(answered, sent)
@@ -401,6 +395,19 @@ func (r *Recorder) PointsFor(op, outcome string) []Point {
 }
 
 var pointPercentiles = []float64{50, 90, 95, 99}
+
+// eachSecond calls fn with second j of every shard that recorded it, under
+// that shard's lock.
+func (r *Recorder) eachSecond(j int, fn func(*second)) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		if j < len(s.seconds) && s.seconds[j] != nil {
+			fn(s.seconds[j])
+		}
+		s.mu.Unlock()
+	}
+}
 
 // Window is a span of whole seconds of the run: what was sent in it, and how the requests
 // intended in it ended.
