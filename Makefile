@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STACK := scripts/stack.sh
 
-.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos chaos-short failover
+.PHONY: up down status logs test test-unit bench bench-system build fmt vet compose-config fuzz chaos chaos-short failover check-deploy
 
 up:
 	@$(STACK) up
@@ -20,14 +20,18 @@ logs:
 build:
 	$(GO) build ./...
 
-# Integration tests need the servers; they start (or reuse) the local ones.
+# Integration tests need the servers; they start (or reuse) the local ones. The system checks
+# after them (each on its own private copy of the system, or none) run side by side, their
+# output grouped per check.
 test:
 	@$(STACK) servers
 	@scripts/ensure-test-tools.sh
 	@set -a && source <($(STACK) env) && set +a && $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=20000x
-	@$(MAKE) --no-print-directory chaos-short
-	@$(MAKE) --no-print-directory failover
+	@$(MAKE) --no-print-directory -j3 --output-sync=target chaos-short failover check-deploy
+
+# The Docker deployment files, checked as far as a machine without a Docker engine can.
+check-deploy:
 	@scripts/check-deploy.sh
 
 # Fuzzing: request decoding, and the ledger's batch planning with the money invariants as oracle.

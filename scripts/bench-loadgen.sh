@@ -47,10 +47,7 @@ seconds() {
 }
 DURATION_S=$(seconds "$DURATION") || { echo "BENCH_DURATION $DURATION is not a duration" >&2; exit 1; }
 
-if ! command -v wrk >/dev/null; then
-	echo "installing wrk (Debian package)" >&2
-	apt-get install -y wrk >/dev/null
-fi
+command -v wrk >/dev/null || scripts/apt-install.sh wrk
 # go install with a version builds Vegeta in module mode outside this module, so go.mod does not
 # change; the binary is kept under .state/tools (git-ignored) so later runs neither rebuild nor
 # need the module proxy. A rebuild tries the module cache as the proxy first: plain GOPROXY=off

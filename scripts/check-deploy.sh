@@ -31,11 +31,7 @@ PATH=$PATH:/usr/sbin
 # need command: install the Debian package of the same name when the command is missing.
 need() {
 	command -v "$1" >/dev/null && return 0
-	log "installing $1 from Debian packages"
-	if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
-	"${SUDO[@]}" apt-get update -qq
-	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null ||
-		die "could not install $1 with apt-get"
+	scripts/apt-install.sh "$1" || die "could not install $1 with apt-get"
 }
 need docker-compose
 

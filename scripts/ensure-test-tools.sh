@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the tools the test suite drives besides the servers: Debian's Chromium for the browser
-# tests (headless; no browser download of its own, which this network would refuse).
+# Installs the tools make test drives besides the servers, all before the tests start (its system
+# checks run side by side and would otherwise queue on apt's lock): Debian's Chromium for the
+# browser tests (headless; no browser download of its own, which this network would refuse),
+# pg_auto_failover for make failover, docker-compose for scripts/check-deploy.sh.
 set -euo pipefail
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-((${#missing[@]} == 0)) && exit 0
-echo "installing ${missing[*]} from Debian packages" >&2
-sudo_if_needed() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
-sudo_if_needed apt-get update -qq
-sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v pg_autoctl >/dev/null || missing+=(postgresql-15-auto-failover pg-auto-failover-cli)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+exec "$(dirname "$0")/apt-install.sh" "${missing[@]}"

@@ -111,10 +111,6 @@ as_pg() {
 	if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-sudo_if_needed() {
-	if ((EUID == 0)); then "$@"; else sudo "$@"; fi
-}
-
 ensure_packages() {
 	local missing=()
 	command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
@@ -127,10 +123,7 @@ ensure_packages() {
 	if [[ ${HA:-0} == 1 ]]; then
 		command -v pg_autoctl >/dev/null || missing+=(postgresql-15-auto-failover pg-auto-failover-cli)
 	fi
-	((${#missing[@]} == 0)) && return 0
-	log "installing ${missing[*]} from Debian packages"
-	sudo_if_needed apt-get update -qq
-	sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	"$ROOT/scripts/apt-install.sh" "${missing[@]}"
 }
 
 # Directories the postgres user must own (and reach): when the checkout sits somewhere that user
@@ -254,6 +247,12 @@ stop_redis() { stop_pidfile redis "$STATE/run/redis.pid"; }
 
 # --- Kafka and MongoDB stand-ins (Go programs in cmd/) ---------------------------------------
 
+# gobuild out name: go build cmd/<name> into out as the Dockerfile builds it (no cgo, -trimpath),
+# so the compiled packages serve both and scripts/check-deploy.sh finds them in Go's cache.
+gobuild() {
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$1" "./cmd/$2")
+}
+
 # build_standin name: go build cmd/<name> into $STATE/bin, unless the binary is newer than its
 # source and go.mod (the first FerretDB build takes about a minute).
 build_standin() {
@@ -262,7 +261,7 @@ build_standin() {
 		return 0
 	fi
 	log "building $name"
-	(cd "$ROOT" && go build -o "$bin" "./cmd/$name")
+	gobuild "$bin" "$name"
 }
 
 # start_standin server program args...: run $STATE/bin/<program> in the background.
@@ -444,7 +443,7 @@ service_addr() { # name -> host:port
 
 start_service() {
 	local name=$1 inst addr want=" " f
-	(cd "$ROOT" && go build -o "$STATE/bin/$name" "./cmd/$name")
+	gobuild "$STATE/bin/$name" "$name"
 	while read -r inst addr; do want+="$STATE/run/$inst.pid "; done < <(instances "$name")
 	# First what an earlier `up` with another count left: its addresses may be the new ones'.
 	for f in $(pidfiles "$name"); do
