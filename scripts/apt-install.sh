@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # apt-install.sh package...: installs Debian packages (no recommends), as root or through sudo.
-# The one place the scripts install from apt. It waits for apt's lock rather than failing, since
-# make test's system checks may run side by side.
+# The one place the scripts install from apt. It waits for apt's lock rather than failing when
+# another install is under way.
 set -euo pipefail
 (($# > 0)) || exit 0
 as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs the tools make test drives besides the servers, all before the tests start (its system
-# checks run side by side and would otherwise queue on apt's lock): Debian's Chromium for the
-# browser tests (headless; no browser download of its own, which this network would refuse),
-# pg_auto_failover for make failover, docker-compose for scripts/check-deploy.sh.
+# Installs the tools make test drives besides the servers, all at once before the tests start:
+# Debian's Chromium for the browser tests (headless; no browser download of its own, which this
+# network would refuse), pg_auto_failover for make failover, docker-compose for
+# scripts/check-deploy.sh.
 set -euo pipefail
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
