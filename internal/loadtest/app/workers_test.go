@@ -117,9 +117,19 @@ func TestDistributedLoad(t *testing.T) {
 		if pointsSent != r.Sent || pointsDone != r.Sent {
 			t.Errorf("the merged timeseries counts %d sent and %d answered, the run %d", pointsSent, pointsDone, r.Sent)
 		}
+		// Judged on the merged measurements: whether a threshold passes depends on how busy the
+		// machine is, so what is checked is that each was judged on what the workers measured.
 		for _, th := range r.Thresholds {
-			if th.Passed == nil || !*th.Passed {
-				t.Errorf("threshold %s judged %v on the merged measurements", th, th.Passed)
+			if th.Passed == nil || th.Observed == nil {
+				t.Errorf("threshold %s was not judged", th)
+				continue
+			}
+			within := (th.Max == nil || *th.Observed <= *th.Max) && (th.Min == nil || *th.Observed >= *th.Min)
+			if *th.Passed != within {
+				t.Errorf("threshold %s judged passed=%v with %v observed", th, *th.Passed, *th.Observed)
+			}
+			if th.Metric == "achieved_ratio" && !(*th.Observed > 0) {
+				t.Errorf("threshold %s observed %v: the workers' answers did not reach the judge", th, *th.Observed)
 			}
 		}
 		t.Logf("sent %d of %d by %d+%d+%d; p50 %.1f ms, p99 %.1f ms; accepted %d", r.Sent, r.Scheduled,
