@@ -73,7 +73,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$TMP/loadgen-bench" ./cmd/loadgen-bench
+scripts/gobuild.sh "$TMP/loadgen-bench" loadgen-bench
 
 # The endpoint runs in its own process, as a target would, and serves all three generators.
 "$TMP/loadgen-bench" serve >"$TMP/url" &

@@ -19,7 +19,7 @@ set +a
 export PGPASSWORD=txn
 PG="psql -h 127.0.0.1 -p ${PG_PORT:-55432} -U txn -qAt -v ON_ERROR_STOP=1"
 run=bench$(date +%s)
-for b in processor relay consumer txbench; do go build -o "$STATE/bin/$b" "./cmd/$b"; done
+for b in processor relay consumer txbench; do scripts/gobuild.sh "$STATE/bin/$b" "$b"; done
 $PG -d txn -c "CREATE DATABASE $run"
 pids=()
 cleanup() {

@@ -14,7 +14,7 @@ PRIVATE_NAME=bench-system PRIVATE_PORT_BASE=1 source scripts/private-stack.sh
 [[ ${BENCH_KEEP:-0} == 1 ]] || trap private_down EXIT
 LOADTEST_WORKERS=${BENCH_WORKERS:-0} scripts/stack.sh up >&2
 token=$(scripts/stack.sh env | sed -n 's/^TXN_ADMIN_TOKEN=//p')
-go build -o "$STATE_DIR/bin/sysbench" ./cmd/sysbench
+scripts/gobuild.sh "$STATE_DIR/bin/sysbench" sysbench
 
 echo "== whole system, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$STATE_DIR/bin/sysbench" -state "$STATE_DIR" -token "$token" -loadtest "http://$LOADTEST_ADDR" \

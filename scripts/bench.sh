@@ -61,8 +61,8 @@ echo "pgbench tps=$pgbench_tps; CPU ms per 1000 transactions: postgres $pg_cpu, 
 # The processor on a fresh database, as a separate process like in production; its events stay
 # in its own outbox (no relay), so the benchmark does not flood the local pipeline.
 psql_admin -c "DROP DATABASE IF EXISTS bench_processor WITH (FORCE)" -c "CREATE DATABASE bench_processor"
-go build -o "$STATE/bin/processor" ./cmd/processor
-go build -o "$STATE/bin/txbench" ./cmd/txbench
+scripts/gobuild.sh "$STATE/bin/processor" processor
+scripts/gobuild.sh "$STATE/bin/txbench" txbench
 token=bench-$RANDOM$RANDOM
 DATABASE_URL="postgres://txn:txn@127.0.0.1:$PGBOUNCER_PORT/bench_processor?default_query_exec_mode=cache_describe" \
 	DATABASE_DIRECT_URL="postgres://txn:txn@127.0.0.1:$PG_PORT/bench_processor" \

@@ -122,8 +122,9 @@ pgha_primary() {
 }
 
 # The primary's address: HAProxy on PG_PORT, from compose's configuration
-# (deploy/haproxy/pg-primary.cfg) with the local addresses: it checks each node (every 250 ms
-# while it is not the primary, every second while it is) with scripts/pg-primary-check.sh and cuts the sessions of a node that stops being the primary.
+# (deploy/haproxy/pg-primary.cfg) with the local addresses: it checks each node with
+# scripts/pg-primary-check.sh (every 250 ms while it is not the primary, every second while it
+# is) and cuts the sessions of a node that stops being the primary.
 start_pgprimary() {
 	local cfg=$STATE/pgprimary.cfg
 	awk -v bind="127.0.0.1:$PG_PORT" -v check="$ROOT/scripts/pg-primary-check.sh" \

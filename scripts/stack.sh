@@ -247,12 +247,6 @@ stop_redis() { stop_pidfile redis "$STATE/run/redis.pid"; }
 
 # --- Kafka and MongoDB stand-ins (Go programs in cmd/) ---------------------------------------
 
-# gobuild out name: go build cmd/<name> into out as the Dockerfile builds it (no cgo, -trimpath),
-# so the compiled packages serve both and scripts/check-deploy.sh finds them in Go's cache.
-gobuild() {
-	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$1" "./cmd/$2")
-}
-
 # build_standin name: go build cmd/<name> into $STATE/bin, unless the binary is newer than its
 # source and go.mod (the first FerretDB build takes about a minute).
 build_standin() {
@@ -261,7 +255,7 @@ build_standin() {
 		return 0
 	fi
 	log "building $name"
-	gobuild "$bin" "$name"
+	"$ROOT/scripts/gobuild.sh" "$bin" "$name"
 }
 
 # start_standin server program args...: run $STATE/bin/<program> in the background.
@@ -443,7 +437,7 @@ service_addr() { # name -> host:port
 
 start_service() {
 	local name=$1 inst addr want=" " f
-	gobuild "$STATE/bin/$name" "$name"
+	"$ROOT/scripts/gobuild.sh" "$STATE/bin/$name" "$name"
 	while read -r inst addr; do want+="$STATE/run/$inst.pid "; done < <(instances "$name")
 	# First what an earlier `up` with another count left: its addresses may be the new ones'.
 	for f in $(pidfiles "$name"); do

@@ -34,7 +34,7 @@ func Binary(t testing.TB, name string) string {
 		buildDir = dir
 	}
 	out := filepath.Join(buildDir, name)
-	// Built as the Dockerfile and scripts/stack.sh build it, so all three share Go's cache.
+	// Built as scripts/gobuild.sh builds (the Dockerfile's way), so the tests share its compiled packages.
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "txn/cmd/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
